@@ -1,0 +1,47 @@
+"""The one exception hierarchy of modelseal.
+
+The CLI maps these to exit codes (in ``cli.py``) and the server maps them to HTTP statuses
+(in ``serving``), each in exactly one place. Every message carries the fact and the fix.
+"""
+
+from __future__ import annotations
+
+
+class SealError(Exception):
+    """Base of every error modelseal raises on purpose."""
+
+
+class SealFormatError(SealError):
+    """A seal (or a file in it) cannot be read as format 1: missing, malformed or unknown."""
+
+
+class IntegrityError(SealError):
+    """A file does not match the manifest, or the manifest does not match its digest."""
+
+
+class UnsafeArchiveError(IntegrityError):
+    """A seal archive holds a member that would escape or pollute the extraction folder."""
+
+
+class DriftError(SealError):
+    """The model or its environment drifted beyond the seal's tolerance."""
+
+
+class SourceError(SealError):
+    """A seal source (path, URI, registry) cannot be resolved or fetched."""
+
+
+class RuntimeLoadError(SealError):
+    """The runtime cannot save, load or run the model in this environment."""
+
+
+class InputError(SealError):
+    """Input data does not match what the model's signature expects."""
+
+
+class DeviceError(SealError):
+    """The requested device (a GPU) is not usable here."""
+
+
+class UsageError(SealError):
+    """The caller asked for something that cannot be done as asked (bad option, bad value)."""

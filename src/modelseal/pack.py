@@ -1,0 +1,207 @@
+"""Model + golden inputs -> seal.
+
+The runtime saves the model, the saved copy is loaded back and run on the golden inputs
+(so the golden outputs are what the sealed bytes produce, not the in-memory object), the
+environment is fingerprinted after that load (so live framework state is in it), and the
+manifest stamps every file's digest. The seal is built beside its destination and moved
+into place in one rename, so a failed pack leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from modelseal._version import __version__
+from modelseal.environment.fingerprint import capture_environment
+from modelseal.environment.lock import dependency_closure, render_lock
+from modelseal.errors import InputError, RuntimeLoadError, UsageError
+from modelseal.golden.store import Golden, save_golden
+from modelseal.golden.tolerance import TolerancePolicy, default_policy, parse_tolerance_options
+from modelseal.runtimes.base import Loaded, Runtime
+from modelseal.runtimes.registry import get_runtime
+from modelseal.seal.archive import create_seal_archive
+from modelseal.seal.artifact import Seal, open_seal
+from modelseal.seal.digests import describe_files
+from modelseal.seal.manifest import (
+    ENVIRONMENT_FILE,
+    GOLDEN_FILE,
+    LOCK_FILE,
+    MANIFEST_FILE,
+    MODEL_DIR,
+    seal_manifest,
+)
+from modelseal.types import Array, NamedArrays, Signature
+
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+def pack(
+    model: object,
+    *,
+    runtime: str | Runtime,
+    name: str,
+    version: str,
+    golden: Array | Mapping[str, Array] | Path,
+    output: Path | None = None,
+    tolerance: Sequence[str] = (),
+) -> Seal:
+    """Seal ``model`` with ``golden`` inputs into ``output`` (a folder, or a .tar[.gz]).
+
+    ``golden``: one array for a single-input model, arrays by input name, or a path to a
+    .npy/.npz file.
+    ``tolerance``: ``"POLICY"`` for every output or ``"OUTPUT=POLICY"``, as on the command
+    line (for example ``"allclose:1e-4,1e-6"`` or ``"scores=topk:10,0.9"``); outputs not
+    named get defaults chosen from their dtype and kind.
+    """
+    adapter = get_runtime(runtime) if isinstance(runtime, str) else runtime
+    destination = output or Path(f"{name}-{version}.seal")
+    if destination.exists():
+        raise UsageError(f"{destination}: already exists; remove it or choose another -o")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".modelseal-pack-", dir=destination.parent) as work:
+        root = Path(work) / _folder_name(destination)
+        _build(model, adapter, root, name, version, golden, tolerance)
+        if destination.name.endswith(ARCHIVE_SUFFIXES):
+            partial = destination.with_name(f".{destination.name}.partial")
+            create_seal_archive(root, partial)
+            partial.replace(destination)
+        else:
+            root.rename(destination)
+    return open_seal(destination)
+
+
+def _build(
+    model: object,
+    adapter: Runtime,
+    root: Path,
+    name: str,
+    version: str,
+    golden_source: Array | Mapping[str, Array] | Path,
+    tolerance: Sequence[str],
+) -> None:
+    model_dir = root / MODEL_DIR
+    signature = adapter.save(model, model_dir)
+    inputs = conform_inputs(read_golden_inputs(golden_source, signature), signature)
+    loaded = _load_back(adapter, model_dir)
+    outputs = _record_outputs(loaded, inputs, signature)
+    save_golden(root / GOLDEN_FILE, Golden(inputs=inputs, outputs=outputs))
+    environment = capture_environment()
+    (root / ENVIRONMENT_FILE).write_text(environment.model_dump_json(indent=2) + "\n")
+    closure = dependency_closure(adapter.requirements(model_dir))
+    header = (
+        f"Serving requirements of {name} {version} (runtime {adapter.name}), pinned at the "
+        f"versions it was sealed with\non Python {environment.python.version} "
+        f"{environment.platform.system} {environment.platform.machine} by modelseal {__version__}"
+    )
+    (root / LOCK_FILE).write_text(render_lock(closure, header))
+    policies = _policies(signature, outputs, tolerance)
+    manifest = seal_manifest(
+        name=name,
+        version=version,
+        runtime=adapter.name,
+        signature=signature.model_dump(mode="json"),
+        files=describe_files(root),
+        tolerance={output: str(policy) for output, policy in policies.items()},
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        modelseal_version=__version__,
+    )
+    (root / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+
+
+def read_golden_inputs(
+    source: Array | Mapping[str, Array] | Path, signature: Signature
+) -> NamedArrays:
+    """Golden inputs by input name, from an array, a mapping, or a .npy / .npz file."""
+    if isinstance(source, Path):
+        return _read_golden_file(source, signature)
+    if isinstance(source, np.ndarray):
+        return {_single_input_name(signature, "an array"): source}
+    return {name: np.asarray(array) for name, array in source.items()}
+
+
+def conform_inputs(inputs: NamedArrays, signature: Signature) -> NamedArrays:
+    """Check names, ranks and fixed dims against the signature and cast to its dtypes."""
+    expected = set(signature.input_names)
+    if set(inputs) != expected:
+        raise InputError(
+            f"golden inputs are named {sorted(inputs)}, the model takes {sorted(expected)}"
+        )
+    conformed: NamedArrays = {}
+    rows = {len(array) for array in inputs.values() if array.ndim > 0}
+    if len(rows) != 1:
+        raise InputError(f"golden inputs must share one batch size on axis 0, got {rows}")
+    for spec in signature.inputs:
+        array = inputs[spec.name]
+        if array.ndim != len(spec.shape) or any(
+            want not in (-1, got) for want, got in zip(spec.shape, array.shape, strict=True)
+        ):
+            raise InputError(
+                f"golden input {spec.name!r}: shape {list(array.shape)} does not match the "
+                f"signature {list(spec.shape)} (-1 is any size)"
+            )
+        if not np.can_cast(array.dtype, spec.numpy_dtype, casting="same_kind"):
+            raise InputError(
+                f"golden input {spec.name!r}: dtype {array.dtype} cannot become {spec.dtype}"
+            )
+        conformed[spec.name] = np.ascontiguousarray(array, dtype=spec.numpy_dtype)
+    return conformed
+
+
+def _read_golden_file(path: Path, signature: Signature) -> NamedArrays:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such golden inputs file (expected .npy or .npz)")
+    if path.suffix == ".npy":
+        return {_single_input_name(signature, path.name): np.load(path, allow_pickle=False)}
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    raise UsageError(f"{path}: golden inputs must be a .npy (one input) or .npz (named) file")
+
+
+def _single_input_name(signature: Signature, what: str) -> str:
+    if len(signature.inputs) != 1:
+        raise UsageError(
+            f"{what} holds one input but the model takes {signature.input_names}; "
+            "give an .npz (or a mapping) naming each input"
+        )
+    return signature.inputs[0].name
+
+
+def _load_back(adapter: Runtime, model_dir: Path) -> Loaded:
+    try:
+        return adapter.load(model_dir, "cpu")
+    except RuntimeLoadError as exc:
+        raise RuntimeLoadError(
+            f"the saved model does not load back, so it cannot be sealed: {exc}"
+        ) from exc
+
+
+def _record_outputs(loaded: Loaded, inputs: NamedArrays, signature: Signature) -> NamedArrays:
+    outputs = loaded.predict(inputs)
+    missing = set(signature.output_names) - set(outputs)
+    if missing:
+        raise RuntimeLoadError(f"the model did not return outputs {sorted(missing)}")
+    return {name: np.asarray(outputs[name]) for name in signature.output_names}
+
+
+def _policies(
+    signature: Signature, outputs: NamedArrays, options: Sequence[str]
+) -> dict[str, TolerancePolicy]:
+    overrides = parse_tolerance_options(list(options), signature.output_names)
+    return {
+        spec.name: overrides.get(spec.name) or default_policy(spec, outputs[spec.name])
+        for spec in signature.outputs
+    }
+
+
+def _folder_name(destination: Path) -> str:
+    name = destination.name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name

@@ -1,0 +1,68 @@
+"""The small protocol every framework adapter implements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from modelseal.types import NamedArrays, OutputKind, Signature
+
+
+@runtime_checkable
+class Loaded(Protocol):
+    """A model loaded on a device, ready to predict batches."""
+
+    signature: Signature
+    device: str
+    load_timings: dict[str, float]
+    """Seconds spent in each load step (for example ``import``, ``read``, ``to_device``)."""
+
+    def predict(self, inputs: NamedArrays) -> NamedArrays:
+        """Run one batch (axis 0) of inputs, named as in the signature, to named outputs."""
+        ...
+
+
+class Runtime(Protocol):
+    """One framework adapter: it saves a model into a seal and loads it back.
+
+    ``save`` writes everything the model needs under ``dest`` (a folder that becomes the
+    seal's ``model/``), including any options that change numerics, so that ``load`` can
+    apply them again; everything under ``dest`` is digest-checked before ``load`` sees it.
+    """
+
+    name: ClassVar[str]
+
+    def save(self, model: object, dest: Path) -> Signature: ...
+
+    def load(self, path: Path, device: str) -> Loaded: ...
+
+    def requirements(self, path: Path) -> list[str]:
+        """Distribution names serving needs to load what ``save`` wrote (roots of the lock)."""
+        ...
+
+
+def cuda_device_index(device: str) -> int:
+    """The GPU index of ``cuda`` (0) or ``cuda:N`` (N)."""
+    _, _, index = device.partition(":")
+    return int(index) if index else 0
+
+
+_KIND_WORDS = (
+    ("prob", OutputKind.PROBABILITIES),
+    ("label", OutputKind.LABEL),
+    ("class", OutputKind.LABEL),
+    ("score", OutputKind.SCORES),
+    ("logit", OutputKind.SCORES),
+    ("embed", OutputKind.EMBEDDING),
+)
+
+
+def guess_output_kind(name: str, dtype: np.dtype[Any]) -> OutputKind | None:
+    """A kind from the output's name, for formats that do not say (ONNX, TorchScript)."""
+    lowered = name.lower()
+    for word, kind in _KIND_WORDS:
+        if word in lowered:
+            return kind
+    return OutputKind.LABEL if dtype.kind in "biuSU" else None

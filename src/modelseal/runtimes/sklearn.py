@@ -1,0 +1,201 @@
+"""scikit-learn estimators, saved with skops (default when installed) or joblib.
+
+joblib files are pickles: loading one runs code. modelseal loads a joblib model only from a
+seal whose digests verified, so only what was sealed runs; skops loads without running
+code and refuses types it does not trust unless the seal names them as trusted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from modelseal.errors import DeviceError, RuntimeLoadError, UsageError
+from modelseal.runtimes.modules import referenced_distributions
+from modelseal.runtimes.options import read_options, write_options
+from modelseal.types import NamedArrays, OutputKind, Signature, TensorSpec
+
+Serialization = Literal["skops", "joblib"]
+INPUT_NAME = "input"
+MODEL_FILES: dict[str, str] = {"skops": "model.skops", "joblib": "model.joblib"}
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+
+class SklearnRuntime:
+    """A fitted scikit-learn estimator (or pipeline) taking one 2-D float input."""
+
+    name: ClassVar[str] = "sklearn"
+
+    def __init__(
+        self,
+        serialization: Serialization | None = None,
+        trusted_types: list[str] | None = None,
+    ) -> None:
+        self.serialization: Serialization = serialization or _default_serialization()
+        self.trusted_types = sorted(trusted_types or [])
+
+    def save(self, model: object, dest: Path) -> Signature:
+        if isinstance(model, str | Path):
+            estimator = _read_model_file(Path(model), self.trusted_types)
+        else:
+            estimator = model
+        signature = estimator_signature(estimator)
+        dest.mkdir(parents=True, exist_ok=True)
+        model_file = dest / MODEL_FILES[self.serialization]
+        if self.serialization == "skops":
+            import skops.io
+
+            skops.io.dump(estimator, model_file)
+        else:
+            import joblib
+
+            joblib.dump(estimator, model_file)
+        write_options(
+            dest,
+            {
+                "serialization": self.serialization,
+                "trusted_types": self.trusted_types,
+                "distributions": referenced_distributions(estimator),
+                "signature": signature.model_dump(mode="json"),
+            },
+        )
+        return signature
+
+    def load(self, path: Path, device: str) -> LoadedEstimator:
+        if device != "cpu":
+            raise DeviceError(f"scikit-learn runs on the CPU only; asked for device {device!r}")
+        options = read_options(path)
+        started = time.perf_counter()
+        serialization: Serialization = options["serialization"]
+        estimator = _load_estimator(path / MODEL_FILES[serialization], options)
+        timings = {"read": time.perf_counter() - started}
+        signature = Signature.model_validate(options["signature"])
+        return LoadedEstimator(estimator, signature, timings)
+
+    def requirements(self, path: Path) -> list[str]:
+        options = read_options(path)
+        roots = {"scikit-learn", "numpy", *options.get("distributions", [])}
+        roots.add("skops" if options["serialization"] == "skops" else "joblib")
+        return sorted(roots)
+
+
+class LoadedEstimator:
+    def __init__(self, estimator: Any, signature: Signature, timings: dict[str, float]) -> None:
+        self.estimator = estimator
+        self.signature = signature
+        self.device = "cpu"
+        self.load_timings = timings
+        self._methods = [(spec, _METHOD_OF_OUTPUT[spec.name]) for spec in signature.outputs]
+
+    def predict(self, inputs: NamedArrays) -> NamedArrays:
+        features = inputs[INPUT_NAME]
+        outputs: NamedArrays = {}
+        for spec, method in self._methods:
+            result = np.asarray(getattr(self.estimator, method)(features))
+            outputs[spec.name] = result.astype(spec.dtype, copy=False)
+        return outputs
+
+
+_METHOD_OF_OUTPUT = {
+    "label": "predict",
+    "prediction": "predict",
+    "probabilities": "predict_proba",
+    "scores": "decision_function",
+}
+
+
+def estimator_signature(estimator: Any) -> Signature:
+    """The signature of a fitted estimator: one float64 input, outputs by available method."""
+    n_features = getattr(estimator, "n_features_in_", None)
+    if not isinstance(n_features, int | np.integer):
+        raise UsageError(
+            f"{type(estimator).__name__} has no n_features_in_: expected a fitted "
+            "scikit-learn estimator (fit it before sealing)"
+        )
+    inputs = (TensorSpec(name=INPUT_NAME, dtype="float64", shape=(-1, int(n_features))),)
+    return Signature(inputs=inputs, outputs=tuple(_output_specs(estimator)))
+
+
+def _output_specs(estimator: Any) -> list[TensorSpec]:
+    classes = getattr(estimator, "classes_", None)
+    if classes is None:
+        n_outputs = getattr(estimator, "n_outputs_", 1)
+        shape = (-1,) if n_outputs == 1 else (-1, int(n_outputs))
+        return [
+            TensorSpec(name="prediction", dtype="float64", shape=shape, kind=OutputKind.REGRESSION)
+        ]
+    classes = np.asarray(classes)
+    label_dtype = classes.dtype.name if classes.dtype.kind in "biuf" else f"<U{_max_len(classes)}"
+    specs = [TensorSpec(name="label", dtype=label_dtype, shape=(-1,), kind=OutputKind.LABEL)]
+    n_classes = len(classes)
+    if hasattr(estimator, "predict_proba"):
+        specs.append(
+            TensorSpec(
+                name="probabilities",
+                dtype="float64",
+                shape=(-1, n_classes),
+                kind=OutputKind.PROBABILITIES,
+            )
+        )
+    if hasattr(estimator, "decision_function"):
+        shape = (-1,) if n_classes == 2 else (-1, n_classes)
+        specs.append(
+            TensorSpec(name="scores", dtype="float64", shape=shape, kind=OutputKind.SCORES)
+        )
+    return specs
+
+
+def _max_len(classes: np.ndarray[Any, Any]) -> int:
+    return max(len(str(label)) for label in classes.tolist())
+
+
+def _default_serialization() -> Serialization:
+    return "skops" if importlib.util.find_spec("skops") is not None else "joblib"
+
+
+def _read_model_file(path: Path, trusted_types: list[str]) -> Any:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such model file (expected a .skops or .joblib file)")
+    if path.suffix == ".skops":
+        return _load_skops(path, trusted_types)
+    if path.suffix in PICKLE_SUFFIXES:
+        import joblib
+
+        return joblib.load(path)
+    raise UsageError(
+        f"{path}: unknown scikit-learn model file type {path.suffix!r}; "
+        f"expected .skops or one of {', '.join(PICKLE_SUFFIXES)}"
+    )
+
+
+def _load_estimator(model_file: Path, options: dict[str, Any]) -> Any:
+    try:
+        if options["serialization"] == "skops":
+            return _load_skops(model_file, list(options.get("trusted_types", [])))
+        import joblib
+
+        return joblib.load(model_file)
+    except RuntimeLoadError:
+        raise
+    except Exception as exc:
+        raise RuntimeLoadError(
+            f"{model_file.name}: scikit-learn model cannot be loaded here: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _load_skops(path: Path, trusted_types: list[str]) -> Any:
+    import skops.io
+
+    untrusted = [t for t in skops.io.get_untrusted_types(file=path) if t not in trusted_types]
+    if untrusted:
+        raise RuntimeLoadError(
+            f"{path.name}: skops refuses to load types it does not trust: "
+            f"{', '.join(untrusted)}; if you trust them, seal with "
+            "SklearnRuntime(trusted_types=[...]) naming them"
+        )
+    return skops.io.load(path, trusted=trusted_types or None)
