@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,22 @@ import pytest
 
 from modelseal import Seal, pack
 from modelseal.demo import DemoModel, train_demo_model
+from tests.envs.builder import build_environment, install_modelseal
+
+LEGACY_REQUIREMENTS = Path(__file__).parent / "envs" / "legacy-numpy1.txt"
+
+
+@pytest.fixture(scope="session")
+def modelseal_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("wheels")
+
+
+@pytest.fixture(scope="session")
+def legacy_python(modelseal_wheels: Path) -> Path:
+    """Python 3.11 with numpy 1.26, scikit-learn 1.3 and this modelseal (a real venv)."""
+    python = build_environment(LEGACY_REQUIREMENTS)
+    install_modelseal(python, modelseal_wheels)
+    return python
 
 
 @pytest.fixture(scope="session")
@@ -51,5 +68,52 @@ def mlp_weights(seed: int, sizes: tuple[int, ...] = (16, 32, 8)) -> list[np.ndar
     rng = np.random.default_rng(seed)
     return [
         (rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32)
-        for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        for a, b in itertools.pairwise(sizes)
     ]
+
+
+def onnx_mlp(weights: list[np.ndarray], input_name: str = "features") -> bytes:
+    """A real ONNX graph: MatMul + Relu layers, the last without Relu, output 'scores'."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, initializers = [], []
+    current = input_name
+    for index, weight in enumerate(weights):
+        name = f"w{index}"
+        initializers.append(numpy_helper.from_array(weight, name))
+        product = "scores" if index == len(weights) - 1 else f"h{index}"
+        nodes.append(helper.make_node("MatMul", [current, name], [product]))
+        current = product
+        if index < len(weights) - 1:
+            nodes.append(helper.make_node("Relu", [product], [f"r{index}"]))
+            current = f"r{index}"
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [
+            helper.make_tensor_value_info(
+                input_name, TensorProto.FLOAT, ["batch", weights[0].shape[0]]
+            )
+        ],
+        [
+            helper.make_tensor_value_info(
+                "scores", TensorProto.FLOAT, ["batch", weights[-1].shape[1]]
+            )
+        ],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+def mlp_forward(weights: list[np.ndarray], features: np.ndarray) -> np.ndarray:
+    """The same MLP in numpy, as an independent reference."""
+    current = features
+    for index, weight in enumerate(weights):
+        current = current @ weight
+        if index < len(weights) - 1:
+            current = np.maximum(current, 0)
+    return current

@@ -51,6 +51,8 @@ NUMERICS_ENV_NAMES = frozenset(
         "ORT_DISABLE_ALL_OPTIMIZATIONS",
     }
 )
+# Set by scikit-learn at import to tolerate two OpenMP runtimes; it changes no result.
+NUMERICS_ENV_IGNORED = frozenset({"KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK"})
 # x86 and arm flags whose presence picks different BLAS / ONNX kernels.
 NUMERICS_CPU_FLAG = re.compile(
     r"^(sse4_1|sse4_2|avx|avx2|fma|f16c|avx_vnni|avx512\w*|amx\w*|asimd\w*|sve\w*|fphp|neon)$"
@@ -150,7 +152,8 @@ def _numerics_env() -> dict[str, str]:
     return {
         name: value
         for name, value in sorted(os.environ.items())
-        if name in NUMERICS_ENV_NAMES or name.startswith(NUMERICS_ENV_PREFIXES)
+        if (name in NUMERICS_ENV_NAMES or name.startswith(NUMERICS_ENV_PREFIXES))
+        and name not in NUMERICS_ENV_IGNORED
     }
 
 

@@ -18,10 +18,13 @@ from modelseal.errors import UsageError
 
 
 def dependency_closure(roots: list[str]) -> dict[str, str]:
-    """Installed name -> version for ``roots`` and everything they need, transitively."""
+    """Installed name -> version for ``roots`` (names, extras allowed: ``uvicorn[standard]``)
+    and everything they need, transitively."""
     resolved: dict[str, str] = {}
+    root_requirements = [Requirement(root) for root in roots]
+    root_names = {canonicalize_name(root.name) for root in root_requirements}
     pending: deque[tuple[str, frozenset[str]]] = deque(
-        (canonicalize_name(root), frozenset()) for root in roots
+        (canonicalize_name(root.name), frozenset(root.extras)) for root in root_requirements
     )
     seen: set[tuple[str, frozenset[str]]] = set()
     while pending:
@@ -32,7 +35,7 @@ def dependency_closure(roots: list[str]) -> dict[str, str]:
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            if name in {canonicalize_name(root) for root in roots}:
+            if name in root_names:
                 raise UsageError(
                     f"the runtime needs {name!r}, which is not installed here; install it "
                     "before sealing so its version can be recorded"

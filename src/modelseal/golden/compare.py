@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -35,10 +35,10 @@ ULP_FLOOR_FRACTION = 1e-3
 ``max_ulp_diff``: near zero a tiny absolute change is an enormous number of ULPs."""
 
 _INT64_MAX = int(np.iinfo(np.int64).max)
-_ULP_INT_BY_SIZE: dict[int, type[np.signedinteger[npt.NBitBase]]] = {
-    2: np.int16,
-    4: np.int32,
-    8: np.int64,
+_ULP_INT_BY_SIZE: dict[int, np.dtype[np.signedinteger[Any]]] = {
+    2: np.dtype(np.int16),
+    4: np.dtype(np.int32),
+    8: np.dtype(np.int64),
 }
 _REAL_KINDS = "biuf"
 # A count reaches a fractional threshold despite float rounding (9 of 10 rows vs 0.9).
@@ -160,7 +160,7 @@ def _summarise(
     for outcome in outcomes:
         failing |= outcome.failing_rows
     topk = next((outcome.topk for outcome in outcomes if outcome.topk is not None), None)
-    has_rows = topk is not None and topk.overlaps.size > 0
+    overlap_min, overlap_mean = _overlap_stats(topk)
     floor = _ulp_floor(expected)
     return OutputComparison(
         name=name,
@@ -173,8 +173,8 @@ def _summarise(
         ulp_floor=floor,
         rows_out_of_tolerance=int(failing.sum()),
         topk_k=None if topk is None else topk.k,
-        topk_overlap_min=float(topk.overlaps.min()) if topk is not None and has_rows else None,
-        topk_overlap_mean=float(topk.overlaps.mean()) if topk is not None and has_rows else None,
+        topk_overlap_min=overlap_min,
+        topk_overlap_mean=overlap_mean,
         argmax_agreement=_argmax_agreement(outcomes, expected, actual),
         checks=[outcome.result for outcome in outcomes],
         passed=all(outcome.result.passed for outcome in outcomes),
@@ -341,7 +341,8 @@ def _same(expected: Array, actual: Array) -> BoolArray:
     if expected.dtype.kind == "f":
         both_nan = np.isnan(expected) & np.isnan(actual)
         same_sign = np.signbit(expected) == np.signbit(actual)
-        return both_nan | ((expected == actual) & same_sign)
+        same: BoolArray = both_nan | ((expected == actual) & same_sign)
+        return same
     return np.broadcast_to(np.asarray(expected == actual, dtype=np.bool_), expected.shape)
 
 
@@ -352,7 +353,8 @@ def _within(expected: Array, actual: Array, rtol: float, atol: float) -> BoolArr
     with np.errstate(all="ignore"):
         close = np.abs(work_a - work_e) <= atol + rtol * np.abs(work_e)
     both_nan = np.isnan(work_e) & np.isnan(work_a)
-    return (finite & close) | (work_e == work_a) | both_nan
+    within: BoolArray = (finite & close) | (work_e == work_a) | both_nan
+    return within
 
 
 def _max_abs_diff(expected: Array, actual: Array) -> float | None:
@@ -378,7 +380,7 @@ def _max_diff_text(
     return f" (max |diff| {largest:.3g})" if parenthesised else f", max |diff| {largest:.3g}"
 
 
-def _widened(values: Array) -> Array:
+def _widened(values: Array) -> npt.NDArray[np.inexact[Any]]:
     return values.astype(np.promote_types(values.dtype, np.float64))
 
 
@@ -438,7 +440,14 @@ def _shared_items(top_e: IntArray, top_a: IntArray, columns: int) -> IntArray:
     in_a = np.zeros((len(top_a), columns), dtype=np.bool_)
     np.put_along_axis(in_e, top_e, True, axis=1)
     np.put_along_axis(in_a, top_a, True, axis=1)
-    return (in_e & in_a).sum(axis=1).astype(np.int64)
+    shared: IntArray = (in_e & in_a).sum(axis=1).astype(np.int64)
+    return shared
+
+
+def _overlap_stats(topk: _TopKStats | None) -> tuple[float | None, float | None]:
+    if topk is None or topk.overlaps.size == 0:
+        return None, None
+    return float(topk.overlaps.min()), float(topk.overlaps.mean())
 
 
 def _overlap_summary(overlaps: FloatArray) -> str:
@@ -486,7 +495,7 @@ def _rows_with_any(mask: BoolArray) -> BoolArray:
     if mask.ndim == 0:
         return mask.reshape(1)
     flat = mask.reshape(mask.shape[0], math.prod(mask.shape[1:]))
-    return flat.any(axis=1)
+    return np.asarray(flat.any(axis=1), dtype=np.bool_)
 
 
 def _rows_text(failing_rows: BoolArray) -> str:

@@ -1,0 +1,38 @@
+"""The serving lock is the dependency closure from installed metadata."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import pytest
+from packaging.requirements import Requirement
+
+from modelseal import UsageError
+from modelseal.environment.lock import dependency_closure, render_lock
+
+
+def test_scikit_learn_closure_holds_its_dependencies_and_no_tools() -> None:
+    closure = dependency_closure(["scikit-learn"])
+    direct = {Requirement(text).name for text in metadata.requires("scikit-learn") or []
+              if "extra ==" not in text}  # fmt: skip
+    assert {"scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl"} <= set(closure)
+    assert direct <= set(closure)
+    assert all(closure[name] == metadata.version(name) for name in closure)
+    assert not {"pytest", "ruff", "mypy", "pydantic", "torch", "mlflow"} & set(closure)
+
+
+def test_extras_are_followed_only_when_asked() -> None:
+    plain = dependency_closure(["uvicorn"])
+    with_extra = dependency_closure(["uvicorn[standard]"])
+    assert "uvloop" not in plain and "httptools" not in plain
+    assert {"uvloop", "httptools"} <= set(with_extra)
+
+
+def test_a_missing_root_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="'not-a-real-package', which is not installed"):
+        dependency_closure(["not-a-real-package"])
+
+
+def test_render_pins_each_line_under_a_comment_header() -> None:
+    text = render_lock({"numpy": "2.4.6", "scipy": "1.17.1"}, "made for\na test")
+    assert text.splitlines() == ["# made for", "# a test", "numpy==2.4.6", "scipy==1.17.1"]

@@ -1,0 +1,102 @@
+"""The CLI in real subprocesses: output shapes and exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+from modelseal.demo import DemoModel
+
+
+def modelseal(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelseal", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+def test_inspect_json_shows_the_digest_and_every_file_sha256(seal_copy: Path) -> None:
+    result = modelseal("inspect", "--json", str(seal_copy))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    manifest = json.loads((seal_copy / "seal.json").read_text())
+    assert report["digest"] == manifest["digest"]
+    files = {entry["path"]: entry["sha256"] for entry in report["files"]}
+    on_disk = [p for p in seal_copy.rglob("*") if p.is_file() and p.name != "seal.json"]
+    assert len(files) == len(on_disk) == 5
+    for path in on_disk:
+        relative = path.relative_to(seal_copy).as_posix()
+        assert files[relative] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_inspect_exits_2_naming_a_changed_model_file(seal_copy: Path) -> None:
+    model_file = seal_copy / "model" / "model.skops"
+    data = bytearray(model_file.read_bytes())
+    data[100] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+    result = modelseal("inspect", str(seal_copy))
+    assert result.returncode == 2
+    assert "model/model.skops" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_inspect_exits_2_naming_the_digest_of_an_edited_manifest(seal_copy: Path) -> None:
+    manifest_file = seal_copy / "seal.json"
+    manifest_file.write_text(manifest_file.read_text().replace('"1.0.0"', '"1.0.1"'))
+    result = modelseal("inspect", "--json", str(seal_copy))
+    assert result.returncode == 2
+    assert "digest" in result.stderr
+    assert result.stdout == ""
+
+
+def test_pack_from_files_then_inspect(demo_model: DemoModel, tmp_path: Path) -> None:
+    model_file = tmp_path / "digits.joblib"
+    joblib.dump(demo_model.estimator, model_file)
+    np.save(tmp_path / "golden.npy", demo_model.golden_inputs[:16])
+    out = tmp_path / "digits.seal"
+    result = modelseal(
+        "pack", str(model_file), "--runtime", "sklearn", "--name", "digits",
+        "--version", "3", "--golden", str(tmp_path / "golden.npy"), "-o", str(out),
+        "--tolerance", "probabilities=allclose:1e-06,1e-09",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    inspected = json.loads(modelseal("inspect", "--json", str(out)).stdout)
+    assert inspected["manifest"]["version"] == "3"
+    assert inspected["manifest"]["tolerance"]["probabilities"] == "allclose:1e-06,1e-09"
+    assert inspected["manifest"]["signature"]["inputs"][0]["shape"] == [-1, 64]
+
+
+def test_pack_usage_errors_exit_2_with_a_message(tmp_path: Path) -> None:
+    result = modelseal(
+        "pack", str(tmp_path / "absent.joblib"), "--runtime", "sklearn", "--name", "x",
+        "--version", "1", "--golden", str(tmp_path / "absent.npy"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "absent.joblib: no such model file" in result.stderr
+
+
+def test_missing_option_is_a_usage_error() -> None:
+    result = modelseal("pack", "model.joblib")
+    assert result.returncode == 2
+    assert "--runtime" in result.stderr
+
+
+def test_env_json_describes_this_interpreter() -> None:
+    result = modelseal("env", "--json", env={"OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin"})
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
+    assert record["numerics_env"] == {"OPENBLAS_NUM_THREADS": "1"}
+    assert record["packages"]["numpy"] == np.__version__
+    blas = [pool for pool in record["threadpools"] if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
