@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-lock
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: venv test lint typecheck pytest demo lock bench clean
+.PHONY: venv test lint typecheck pytest demo lock bench schemas clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,9 @@ pytest: venv
 
 demo: venv
 	$(BIN)/modelseal demo
+
+schemas: venv
+	$(BIN)/python docs/schemas/generate.py
 
 bench: venv
 	$(BIN)/python benchmarks/bench_environment.py

@@ -77,12 +77,19 @@ def test_pack_from_files_then_inspect(demo_model: DemoModel, tmp_path: Path) -> 
 
 
 def test_pack_usage_errors_exit_2_with_a_message(tmp_path: Path) -> None:
+    np.save(tmp_path / "golden.npy", np.zeros((2, 64)))
     result = modelseal(
         "pack", str(tmp_path / "absent.joblib"), "--runtime", "sklearn", "--name", "x",
-        "--version", "1", "--golden", str(tmp_path / "absent.npy"),
+        "--version", "1", "--golden", str(tmp_path / "golden.npy"),
     )  # fmt: skip
     assert result.returncode == 2
     assert "absent.joblib: no such model file" in result.stderr
+    no_golden = modelseal(
+        "pack", str(tmp_path / "absent.joblib"), "--runtime", "sklearn", "--name", "x",
+        "--version", "1", "--golden", str(tmp_path / "absent.npy"),
+    )  # fmt: skip
+    assert no_golden.returncode == 2
+    assert "absent.npy: no such golden inputs file" in no_golden.stderr
 
 
 def test_missing_option_is_a_usage_error() -> None:

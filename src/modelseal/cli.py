@@ -27,9 +27,10 @@ from modelseal.errors import (
     UsageError,
 )
 from modelseal.pack import pack
-from modelseal.reports import environment_view, seal_view
+from modelseal.reports import environment_rows_view, environment_view, seal_view, verify_view
 from modelseal.runtimes.registry import available_runtimes, get_runtime
 from modelseal.seal.artifact import Seal, open_seal
+from modelseal.verify import diff_sources, verify
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
@@ -146,6 +147,8 @@ def inspect(
         print_json(inspect_data(seal))
         return
     stdout.print(seal_view(seal))
+    stdout.print()
+    stdout.print(verify_view(verify(seal), show_info=False))
 
 
 def inspect_data(seal: Seal) -> dict[str, Any]:
@@ -206,3 +209,51 @@ def demo(
         output=seal_path,
     )
     stdout.print(seal_view(seal))
+    stdout.print()
+    stdout.print(verify_view(verify(seal), show_info=False))
+
+
+@app.command(name="verify")
+def verify_command(
+    source: Annotated[str, typer.Argument(metavar="SEAL", help="Seal folder or archive.")],
+    as_json: JsonFlag = False,
+    strict_env: Annotated[
+        bool, typer.Option("--strict-env", help="Exit 1 on critical environment drift too.")
+    ] = False,
+    tolerance: Annotated[
+        list[str] | None,
+        typer.Option(help="Override the seal's policy: POLICY or OUTPUT=POLICY; repeatable."),
+    ] = None,
+    batch_size: Annotated[
+        list[int] | None,
+        typer.Option(help="Replay batch sizes (default: 1 and all golden rows); repeatable."),
+    ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Show info rows (packages outside the lock) too.")
+    ] = False,
+) -> None:
+    """Verify a seal here: integrity, environment drift, and a replay of its golden inputs."""
+    report = verify(source, tolerance=tolerance or (), batch_sizes=batch_size or None)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+    else:
+        stdout.print(verify_view(report, show_info=show_all))
+    if not report.passes(strict_env=strict_env):
+        raise typer.Exit(EXIT_DRIFT)
+
+
+@app.command()
+def diff(
+    packed: Annotated[str, typer.Argument(metavar="A", help="Seal, environment.json, or -.")],
+    current: Annotated[str, typer.Argument(metavar="B", help="Seal, environment.json, or -.")],
+    as_json: JsonFlag = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Show info rows (packages outside the lock) too.")
+    ] = False,
+) -> None:
+    """Rank the differences between two environments by numerical risk (A is the reference)."""
+    report = diff_sources(packed, current)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    stdout.print(environment_rows_view(report.rows, show_info=show_all))

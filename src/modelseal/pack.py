@@ -22,7 +22,7 @@ from modelseal.environment.lock import dependency_closure, render_lock
 from modelseal.errors import InputError, RuntimeLoadError, UsageError
 from modelseal.golden.store import Golden, save_golden
 from modelseal.golden.tolerance import TolerancePolicy, default_policy, parse_tolerance_options
-from modelseal.runtimes.base import Loaded, Runtime
+from modelseal.runtimes.base import Example, Loaded, Runtime
 from modelseal.runtimes.registry import get_runtime
 from modelseal.seal.archive import create_seal_archive
 from modelseal.seal.artifact import Seal, open_seal
@@ -85,8 +85,9 @@ def _build(
     tolerance: Sequence[str],
 ) -> None:
     model_dir = root / MODEL_DIR
-    signature = adapter.save(model, model_dir)
-    inputs = conform_inputs(read_golden_inputs(golden_source, signature), signature)
+    example = _read_example(golden_source)
+    signature = adapter.save(model, model_dir, example)
+    inputs = conform_inputs(name_inputs(example, signature), signature)
     loaded = _load_back(adapter, model_dir)
     outputs = _record_outputs(loaded, inputs, signature)
     save_golden(root / GOLDEN_FILE, Golden(inputs=inputs, outputs=outputs))
@@ -113,15 +114,20 @@ def _build(
     (root / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
 
 
-def read_golden_inputs(
-    source: Array | Mapping[str, Array] | Path, signature: Signature
-) -> NamedArrays:
-    """Golden inputs by input name, from an array, a mapping, or a .npy / .npz file."""
+def _read_example(source: Array | Mapping[str, Array] | Path) -> Example:
+    """Golden inputs as given: one array, or arrays by name (from a .npy / .npz file too)."""
     if isinstance(source, Path):
-        return _read_golden_file(source, signature)
+        return _read_golden_file(source)
     if isinstance(source, np.ndarray):
-        return {_single_input_name(signature, "an array"): source}
+        return source
     return {name: np.asarray(array) for name, array in source.items()}
+
+
+def name_inputs(example: Example, signature: Signature) -> NamedArrays:
+    """Golden inputs by input name: a lone array is the model's single input."""
+    if isinstance(example, np.ndarray):
+        return {_single_input_name(signature): example}
+    return example
 
 
 def conform_inputs(inputs: NamedArrays, signature: Signature) -> NamedArrays:
@@ -152,21 +158,22 @@ def conform_inputs(inputs: NamedArrays, signature: Signature) -> NamedArrays:
     return conformed
 
 
-def _read_golden_file(path: Path, signature: Signature) -> NamedArrays:
+def _read_golden_file(path: Path) -> Example:
     if not path.is_file():
         raise UsageError(f"{path}: no such golden inputs file (expected .npy or .npz)")
     if path.suffix == ".npy":
-        return {_single_input_name(signature, path.name): np.load(path, allow_pickle=False)}
+        loaded: Array = np.load(path, allow_pickle=False)
+        return loaded
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
     raise UsageError(f"{path}: golden inputs must be a .npy (one input) or .npz (named) file")
 
 
-def _single_input_name(signature: Signature, what: str) -> str:
+def _single_input_name(signature: Signature) -> str:
     if len(signature.inputs) != 1:
         raise UsageError(
-            f"{what} holds one input but the model takes {signature.input_names}; "
+            f"the golden inputs are one array but the model takes {signature.input_names}; "
             "give an .npz (or a mapping) naming each input"
         )
     return signature.inputs[0].name

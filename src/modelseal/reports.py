@@ -6,8 +6,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from modelseal.environment.diff import DiffRow
 from modelseal.environment.record import EnvironmentRecord
+from modelseal.environment.risk import Risk
 from modelseal.seal.artifact import Seal
+from modelseal.verify import Verdict, VerifyReport
 
 
 def environment_view(record: EnvironmentRecord, packages: bool) -> RenderableType:
@@ -87,3 +90,102 @@ def seal_view(seal: Seal) -> RenderableType:
         entry = manifest.files[check.path]
         files.add_row(check.path, str(entry.size), entry.sha256, "ok" if check.ok else "FAILED")
     return Group(head, Text(""), signature, Text(""), files)
+
+
+RISK_STYLE = {Risk.CRITICAL: "bold red", Risk.WARNING: "yellow", Risk.INFO: "dim"}
+VERDICT_STYLE = {
+    Verdict.CONSISTENT: "bold green",
+    Verdict.DRIFT: "bold red",
+    Verdict.LOAD_FAILED: "bold red",
+    Verdict.RUN_FAILED: "bold red",
+}
+
+
+def verify_view(report: VerifyReport, *, show_info: bool) -> RenderableType:
+    parts: list[RenderableType] = [_verdict_line(report)]
+    if report.failure is not None:
+        parts.append(Text(f"{report.failure.error_type}: {report.failure.message}", style="red"))
+    for warning in report.load_warnings:
+        parts.append(Text(f"warning while loading: {warning}", style="yellow"))
+    if report.golden:
+        parts += [Text(""), _golden_table(report)]
+    parts += [Text(""), environment_rows_view(report.environment, show_info=show_info)]
+    bad_files = [f for f in report.files if not f.ok]
+    files_line = f"files: {len(report.files)} checked, {len(bad_files)} failed"
+    timings = ", ".join(
+        f"{step} {seconds * 1000:.0f} ms" for step, seconds in report.timings.items()
+    )
+    parts += [Text(""), Text(files_line), Text(f"timings: {timings}", style="dim")]
+    return Group(*parts)
+
+
+def _verdict_line(report: VerifyReport) -> Text:
+    seal = report.seal
+    line = Text()
+    line.append(report.verdict.value.upper(), style=VERDICT_STYLE[report.verdict])
+    line.append(f"  {seal.name} {seal.version} ({seal.runtime}, seal {seal.digest[:12]}) ")
+    if report.verdict is Verdict.CONSISTENT:
+        line.append(f"reproduces its {report.golden_rows} golden rows on {report.device}")
+    elif report.verdict is Verdict.DRIFT:
+        failed = sorted({r.comparison.name for r in report.golden if not r.comparison.passed})
+        line.append(f"drifted beyond tolerance on {', '.join(failed)}")
+    elif report.verdict is Verdict.LOAD_FAILED:
+        line.append("cannot be loaded in this environment")
+    else:
+        line.append("loads but fails to run on its golden inputs")
+    if report.environment_risk is not None:
+        line.append(f"; environment drift: {report.environment_risk.value}")
+    return line
+
+
+def _golden_table(report: VerifyReport) -> Table:
+    table = Table(
+        "output", "batch", "policy", "max abs", "max ulp", "rows out", "top-k min/mean",
+        "argmax", "result", title=f"golden replay ({report.golden_rows} rows)",
+    )  # fmt: skip
+    for replay in report.golden:
+        c = replay.comparison
+        topk = (
+            f"{c.topk_overlap_min:.3f}/{c.topk_overlap_mean:.3f} @{c.topk_k}"
+            if c.topk_overlap_min is not None and c.topk_overlap_mean is not None
+            else ""
+        )
+        result = Text("bitwise" if c.bitwise_equal else "ok", style="green")
+        if not c.passed:
+            failing = "; ".join(check.detail for check in c.checks if not check.passed)
+            result = Text(f"FAIL: {failing}", style="red")
+        table.add_row(
+            c.name,
+            str(replay.batch_size),
+            c.policy,
+            _number(c.max_abs_diff),
+            "" if c.max_ulp_diff is None else str(c.max_ulp_diff),
+            f"{c.rows_out_of_tolerance}/{c.rows}",
+            topk,
+            "" if c.argmax_agreement is None else f"{c.argmax_agreement:.3f}",
+            result,
+        )
+    return table
+
+
+def environment_rows_view(rows: list[DiffRow], *, show_info: bool) -> RenderableType:
+    shown = [row for row in rows if show_info or row.risk is not Risk.INFO]
+    hidden = len(rows) - len(shown)
+    if not rows:
+        return Text("environment: identical in everything that was recorded", style="green")
+    table = Table("risk", "what", "sealed", "here", "why", title="environment differences")
+    for row in shown:
+        table.add_row(
+            Text(row.risk.value, style=RISK_STYLE[row.risk]),
+            row.subject,
+            row.packed or "-",
+            row.current or "-",
+            row.why,
+        )
+    if not hidden:
+        return table
+    return Group(table, Text(f"({hidden} info rows hidden: packages outside the lock; --all)"))
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}"

@@ -14,6 +14,8 @@ from modelseal.runtimes.onnx import OnnxRuntime, SessionSettings
 from modelseal.types import OutputKind
 from tests.conftest import mlp_forward, mlp_weights, onnx_mlp
 
+EXAMPLE = np.zeros((2, 16), dtype=np.float32)
+
 
 @pytest.fixture
 def onnx_file(tmp_path: Path) -> Path:
@@ -23,7 +25,7 @@ def onnx_file(tmp_path: Path) -> Path:
 
 
 def test_signature_comes_from_the_graph(onnx_file: Path, tmp_path: Path) -> None:
-    signature = OnnxRuntime().save(onnx_file, tmp_path / "model")
+    signature = OnnxRuntime().save(onnx_file, tmp_path / "model", EXAMPLE)
     (features,) = signature.inputs
     (scores,) = signature.outputs
     assert (features.name, features.dtype, features.shape) == ("features", "float32", (-1, 16))
@@ -54,7 +56,7 @@ def test_round_trip_matches_an_independent_numpy_forward(onnx_file: Path, tmp_pa
 
 def test_session_settings_are_sealed_and_applied(onnx_file: Path, tmp_path: Path) -> None:
     runtime = OnnxRuntime(SessionSettings(intra_op_num_threads=1, graph_optimization_level="basic"))
-    runtime.save(onnx_file, tmp_path / "model")
+    runtime.save(onnx_file, tmp_path / "model", EXAMPLE)
     recorded = json.loads((tmp_path / "model" / "runtime.json").read_text())
     assert recorded["session"] == {
         "intra_op_num_threads": 1,
@@ -73,11 +75,11 @@ def test_cuda_without_a_cuda_provider_fails_fast(onnx_file: Path, tmp_path: Path
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has a CUDA provider; the GPU path is tested on a GPU machine")
-    OnnxRuntime().save(onnx_file, tmp_path / "model")
+    OnnxRuntime().save(onnx_file, tmp_path / "model", EXAMPLE)
     with pytest.raises(DeviceError, match="no CUDA provider .* install onnxruntime-gpu"):
         OnnxRuntime().load(tmp_path / "model", "cuda:0")
 
 
 def test_not_an_onnx_model_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="expected a .onnx path"):
-        OnnxRuntime().save(12345, tmp_path / "model")
+        OnnxRuntime().save(12345, tmp_path / "model", EXAMPLE)

@@ -19,7 +19,7 @@ Y_CLASS = np.array(["cat", "dog", "eel", "fox"])[np.arange(40) % 4]
 
 def test_classifier_outputs_follow_its_methods(tmp_path: Path) -> None:
     model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
-    signature = SklearnRuntime().save(model, tmp_path / "m")
+    signature = SklearnRuntime().save(model, tmp_path / "m", X)
     kinds = {spec.name: (spec.kind, spec.shape) for spec in signature.outputs}
     assert kinds == {
         "label": (OutputKind.LABEL, (-1,)),
@@ -30,14 +30,14 @@ def test_classifier_outputs_follow_its_methods(tmp_path: Path) -> None:
 
 def test_svc_without_probability_has_no_probabilities_output(tmp_path: Path) -> None:
     model = SVC().fit(X, (X[:, 0] > 0).astype(int))
-    signature = SklearnRuntime().save(model, tmp_path / "m")
+    signature = SklearnRuntime().save(model, tmp_path / "m", X)
     assert signature.output_names == ["label", "scores"]
 
 
 def test_string_labels_round_trip(tmp_path: Path) -> None:
     model = LogisticRegression().fit(X, Y_CLASS)
     runtime = SklearnRuntime()
-    runtime.save(model, tmp_path / "m")
+    runtime.save(model, tmp_path / "m", X)
     loaded = runtime.load(tmp_path / "m", "cpu")
     outputs = loaded.predict({"input": X[:5]})
     assert outputs["label"].dtype.kind == "U"
@@ -48,7 +48,7 @@ def test_string_labels_round_trip(tmp_path: Path) -> None:
 def test_regressor_round_trip(serialization: str, tmp_path: Path) -> None:
     model = LinearRegression().fit(X, X @ np.array([1.0, -2.0, 0.5]))
     runtime = SklearnRuntime(serialization=serialization)  # type: ignore[arg-type]
-    signature = runtime.save(model, tmp_path / "m")
+    signature = runtime.save(model, tmp_path / "m", X)
     assert [spec.name for spec in signature.outputs] == ["prediction"]
     loaded = runtime.load(tmp_path / "m", "cpu")
     np.testing.assert_array_equal(loaded.predict({"input": X})["prediction"], model.predict(X))
@@ -57,6 +57,6 @@ def test_regressor_round_trip(serialization: str, tmp_path: Path) -> None:
 
 def test_sklearn_refuses_a_gpu(tmp_path: Path) -> None:
     runtime = SklearnRuntime()
-    runtime.save(LinearRegression().fit(X, X[:, 0]), tmp_path / "m")
+    runtime.save(LinearRegression().fit(X, X[:, 0]), tmp_path / "m", X)
     with pytest.raises(DeviceError, match="CPU only"):
         runtime.load(tmp_path / "m", "cuda")

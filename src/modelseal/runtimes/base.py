@@ -7,7 +7,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from modelseal.types import NamedArrays, OutputKind, Signature
+from modelseal.types import Array, NamedArrays, OutputKind, Signature
+
+Example = Array | NamedArrays
 
 
 @runtime_checkable
@@ -30,11 +32,13 @@ class Runtime(Protocol):
     ``save`` writes everything the model needs under ``dest`` (a folder that becomes the
     seal's ``model/``), including any options that change numerics, so that ``load`` can
     apply them again; everything under ``dest`` is digest-checked before ``load`` sees it.
+    ``example`` is the golden input (one array, or arrays by name): formats that do not
+    record a signature (a numpy function, TorchScript) infer theirs by running it.
     """
 
     name: ClassVar[str]
 
-    def save(self, model: object, dest: Path) -> Signature: ...
+    def save(self, model: object, dest: Path, example: Example) -> Signature: ...
 
     def load(self, path: Path, device: str) -> Loaded: ...
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modelseal.errors import DeviceError, RuntimeLoadError, UsageError
-from modelseal.runtimes.base import cuda_device_index, guess_output_kind
+from modelseal.runtimes.base import Example, cuda_device_index, guess_output_kind
 from modelseal.runtimes.options import read_options, write_options
 from modelseal.types import NamedArrays, Signature, TensorSpec
 
@@ -63,7 +63,7 @@ class OnnxRuntime:
     def __init__(self, settings: SessionSettings | None = None) -> None:
         self.settings = settings or SessionSettings()
 
-    def save(self, model: object, dest: Path) -> Signature:
+    def save(self, model: object, dest: Path, example: Example) -> Signature:
         dest.mkdir(parents=True, exist_ok=True)
         model_file = dest / MODEL_FILE
         _write_model(model, model_file)

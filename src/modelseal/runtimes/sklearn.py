@@ -7,6 +7,7 @@ code and refuses types it does not trust unless the seal names them as trusted.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from modelseal.errors import DeviceError, RuntimeLoadError, UsageError
+from modelseal.runtimes.base import Example
 from modelseal.runtimes.modules import referenced_distributions
 from modelseal.runtimes.options import read_options, write_options
 from modelseal.types import NamedArrays, OutputKind, Signature, TensorSpec
@@ -38,7 +40,7 @@ class SklearnRuntime:
         self.serialization: Serialization = serialization or _default_serialization()
         self.trusted_types = sorted(trusted_types or [])
 
-    def save(self, model: object, dest: Path) -> Signature:
+    def save(self, model: object, dest: Path, example: Example) -> Signature:
         if isinstance(model, str | Path):
             estimator = _read_model_file(Path(model), self.trusted_types)
         else:
@@ -71,8 +73,10 @@ class SklearnRuntime:
         options = read_options(path)
         started = time.perf_counter()
         serialization: Serialization = options["serialization"]
+        importlib.import_module("skops.io" if serialization == "skops" else "joblib")
+        imported = time.perf_counter()
         estimator = _load_estimator(path / MODEL_FILES[serialization], options)
-        timings = {"read": time.perf_counter() - started}
+        timings = {"import": imported - started, "read": time.perf_counter() - imported}
         signature = Signature.model_validate(options["signature"])
         return LoadedEstimator(estimator, signature, timings)
 

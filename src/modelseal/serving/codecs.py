@@ -38,9 +38,10 @@ output values are written as ``null`` (JSON has no NaN).
 
 from __future__ import annotations
 
+import json
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -81,14 +82,15 @@ _NUMERIC_KINDS = "iuf"
 
 # Which kinds of array np.asarray may infer from JSON values, for each kind of target dtype.
 _JSON_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
-_KIND_NAMES = {
-    "b": "booleans",
-    "i": "integers",
-    "u": "integers",
-    "f": "numbers",
-    "U": "strings",
+_NEEDS = {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers"}
+_INFERRED = {"b": "booleans", "i": "integers", "u": "integers", "U": "strings"}
+_ACCEPTS: dict[str, Callable[[object], bool]] = {
+    "b": lambda value: type(value) is bool,
+    "i": lambda value: type(value) is int,
+    "u": lambda value: type(value) is int,
+    # JSON has no NaN: null stands for it (pandas and others write NaN as null).
+    "f": lambda value: value is None or type(value) in (int, float),
 }
-_GOT_NAMES = {**_KIND_NAMES, "f": "non-integer numbers"}
 
 _PREDICT_USAGE = (
     'the body must be one JSON object with exactly one of "features" (one row), '
@@ -302,10 +304,20 @@ def _load_object(data: bytes | memoryview) -> dict[str, Any]:
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise InputError(f"the request body is not valid JSON: {exc}") from None
+        document = _load_with_non_finite(data, exc)
     if not isinstance(document, dict):
         raise InputError("the request body must be a JSON object")
     return document
+
+
+def _load_with_non_finite(data: bytes | memoryview, error: orjson.JSONDecodeError) -> Any:
+    # Python's json.dumps (tritonclient, requests) writes NaN and Infinity, which are not
+    # JSON and which orjson refuses; the standard library reads them, so the NaN policy,
+    # not a parse error, decides about them. Only failed parses pay for this.
+    try:
+        return json.loads(bytes(data))
+    except ValueError:
+        raise InputError(f"the request body is not valid JSON: {error}") from None
 
 
 def _request_id(value: object) -> str | None:
@@ -634,14 +646,39 @@ def _numbers_from_json(data: list[Any], dtype: np.dtype[Any], label: str, field:
     try:
         raw = np.asarray(data)
     except (ValueError, OverflowError):
-        raise InputError(
-            f"{field}: the values must be {_KIND_NAMES[dtype.kind]} in a flat list or in "
-            "nested lists of equal length"
-        ) from None
-    if raw.size and raw.dtype.kind not in _JSON_KINDS[dtype.kind]:
-        got = _GOT_NAMES.get(raw.dtype.kind, "mixed or non-numeric values")
-        raise InputError(f"{field}: the values are {got}; {label} needs {_KIND_NAMES[dtype.kind]}")
-    return _cast(raw, dtype, label, field)
+        return _numbers_from_objects(data, dtype, label, field)
+    kind = raw.dtype.kind
+    if raw.size == 0 or kind in _JSON_KINDS[dtype.kind]:
+        return _cast(raw, dtype, label, field)
+    if kind in _INFERRED:
+        raise InputError(f"{field}: {label} needs {_NEEDS[dtype.kind]}; got {_INFERRED[kind]}")
+    # Floats for an integer type, nulls, huge integers or a mix: look at each value.
+    return _numbers_from_objects(data, dtype, label, field)
+
+
+def _numbers_from_objects(data: list[Any], dtype: np.dtype[Any], label: str, field: str) -> Array:
+    """The slow, exact path for values np.asarray cannot take as they are."""
+    needs = _NEEDS[dtype.kind]
+    ragged = f"{field}: {label} needs {needs} in a flat list or in nested lists of equal length"
+    try:
+        objects = np.array(data, dtype=object)
+    except ValueError:
+        raise InputError(ragged) from None
+    values = objects.reshape(-1).tolist()
+    accepts = _ACCEPTS[dtype.kind]
+    for value in values:
+        if isinstance(value, list):
+            raise InputError(ragged)
+        if not accepts(value):
+            raise InputError(f"{field}: {label} needs {needs}; got {orjson.dumps(value).decode()}")
+    if dtype.kind in "iu":
+        _check_integer_range(values, dtype, label, field)
+        return np.array(values, dtype=dtype).reshape(objects.shape)
+    try:
+        floats = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    except OverflowError:
+        raise InputError(f"{field}: a value is out of range for {label}") from None
+    return _cast(floats.reshape(objects.shape), dtype, label, field)
 
 
 def _strings_from_json(data: list[Any], field: str) -> Array:
@@ -668,11 +705,18 @@ def _cast(array: Array, dtype: np.dtype[Any], label: str, field: str) -> Array:
         return array.astype(dtype)
 
 
-def _check_integer_range(array: Array, dtype: np.dtype[Any], label: str, field: str) -> None:
-    if array.size == 0:
-        return
+def _check_integer_range(
+    values: Array | list[int], dtype: np.dtype[Any], label: str, field: str
+) -> None:
+    if isinstance(values, list):
+        if not values:
+            return
+        low, high = min(values), max(values)
+    else:
+        if values.size == 0:
+            return
+        low, high = int(values.min()), int(values.max())
     limits = np.iinfo(dtype)
-    low, high = int(array.min()), int(array.max())
     if low < limits.min or high > limits.max:
         bad = low if low < limits.min else high
         raise InputError(
@@ -719,10 +763,10 @@ def _check_finite(array: Array, field: str, nan_policy: NanPolicy) -> None:
     if finite.all():
         return
     if array.ndim == 0:
-        raise InputError(f"{field}: the value is NaN or Inf; send finite values")
+        raise InputError(f"{field}: the value is NaN, Inf or null; send finite values")
     row = int(np.argmin(finite.reshape(array.shape[0], -1).all(axis=1)))
     raise InputError(
-        f"{field}: row {row} holds NaN or Inf; this server rejects non-finite inputs "
+        f"{field}: row {row} holds NaN, Inf or null; this server rejects non-finite inputs "
         "(send finite values)"
     )
 
