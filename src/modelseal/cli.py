@@ -28,6 +28,7 @@ from modelseal.errors import (
 )
 from modelseal.pack import pack
 from modelseal.reports import environment_rows_view, environment_view, seal_view, verify_view
+from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.runtimes.registry import available_runtimes, get_runtime
 from modelseal.seal.artifact import Seal, open_seal
 from modelseal.verify import diff_sources, verify
@@ -117,11 +118,17 @@ def pack_command(
         list[str] | None,
         typer.Option(help="POLICY for every output or OUTPUT=POLICY; repeatable."),
     ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option(help="Weights .npz of a numpy function model (--runtime numpy)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Seal MODEL with its golden inputs, environment and serving lock."""
+    if weights is not None and runtime != "numpy":
+        raise UsageError(f"--weights is for --runtime numpy; runtime {runtime!r} takes none")
     seal = pack(
-        model,
+        NumpyFunction(source=model, weights=weights) if weights is not None else model,
         runtime=get_runtime(runtime),
         name=name,
         version=version,

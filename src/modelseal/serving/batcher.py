@@ -170,9 +170,8 @@ class AdaptiveBatcher:
                     await self._idle()
                     continue
                 batch = self._take_batch()
-                if batch:
-                    await self._fill(batch)
-                    await self._run(batch)
+                await self._fill(batch)
+                await self._run(batch)
         finally:
             self._fail_all(NotAcceptingError("the batcher stopped before this request finished"))
 

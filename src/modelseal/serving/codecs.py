@@ -32,12 +32,18 @@ A ROW is what the signature's shape without its batch axis describes: a number f
     {"predictions": {"<output>": ROW_OR_ROWS, ...}, "model_version": "3",
      "seal_digest": "sha256:…", "device": "cpu"}
 
-with each output's row itself after ``features`` and a list of rows otherwise. Non-finite
-output values are written as ``null`` (JSON has no NaN).
+with each output's row itself after ``features`` and a list of rows otherwise.
+
+JSON has no NaN: in a floating-point input, ``null`` and the ``NaN``/``Infinity`` literals
+that Python's ``json`` writes are read as NaN/Inf and the NaN policy decides about them;
+non-finite output values are written as ``null``. ``BYTES`` inputs reach a model whose
+signature says ``object`` as sent (``str`` from JSON, ``bytes`` from binary), one that says
+``str``/``bytes`` as that type, never cut to the signature's fixed width.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
@@ -615,7 +621,7 @@ def _rows_array(rows: object, spec: TensorSpec, field: str, nan_policy: NanPolic
     if expected.kind in _TEXT_KINDS:
         array = _to_spec_dtype(_strings_from_json(rows, field), spec, field)
     else:
-        array = _numbers_from_json(rows, expected, str(expected), field)
+        array = _numbers_from_json(rows, expected, _numpy_name(expected), field)
     _check_shape(array.shape, spec, field)
     _check_rows(array, field)
     _check_finite(array, field, nan_policy)
@@ -778,6 +784,13 @@ def _check_batch_sizes(arrays: NamedArrays) -> None:
         raise InputError(f"inputs disagree on the batch size (axis 0): {detail}")
 
 
+@functools.cache
+def _numpy_name(dtype: np.dtype[Any]) -> str:
+    # Cached: str(dtype) runs Python code in numpy, and this is on every request's path.
+    return str(dtype)
+
+
+@functools.cache
 def _label(dtype: np.dtype[Any]) -> str:
     try:
         return datatype_of(dtype)
