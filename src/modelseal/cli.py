@@ -154,8 +154,6 @@ def inspect(
         print_json(inspect_data(seal))
         return
     stdout.print(seal_view(seal))
-    stdout.print()
-    stdout.print(verify_view(verify(seal), show_info=False))
 
 
 def inspect_data(seal: Seal) -> dict[str, Any]:
@@ -191,12 +189,118 @@ def runtimes() -> None:
 
 
 @app.command()
+def serve(
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="SOURCE",
+            envvar=["MODELSEAL_SOURCE", "MODEL_SOURCE", "MODEL_VOLUME_PATH"],
+            help="Seal folder or archive, or file:// URI.",
+        ),
+    ],
+    host: Annotated[str, typer.Option(envvar="MODELSEAL_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="MODELSEAL_PORT")] = 8080,
+    device: Annotated[
+        str, typer.Option(envvar="MODELSEAL_DEVICE", help="auto, cpu, cuda or cuda:N.")
+    ] = "auto",
+    require_gpu: Annotated[
+        int,
+        typer.Option(envvar="MODELSEAL_REQUIRE_GPU", help="Fail unless N GPUs are visible."),
+    ] = 0,
+    half: Annotated[
+        bool, typer.Option(envvar="MODELSEAL_HALF", help="Half precision on the GPU.")
+    ] = False,
+    drift: Annotated[
+        str,
+        typer.Option(
+            envvar="MODELSEAL_DRIFT",
+            help="fail: drift keeps the server not ready; warn: serve, report on /seal.",
+        ),
+    ] = "fail",
+    tolerance: Annotated[
+        list[str] | None, typer.Option(help="Override the seal's policy: POLICY or OUTPUT=POLICY.")
+    ] = None,
+    max_batch_size: Annotated[int, typer.Option(envvar="MODELSEAL_MAX_BATCH_SIZE")] = 64,
+    max_batch_delay_ms: Annotated[
+        float,
+        typer.Option(
+            envvar="MODELSEAL_MAX_BATCH_DELAY_MS",
+            help="Wait up to this long to fill a batch (0: batch only what is waiting).",
+        ),
+    ] = 0.0,
+    max_queue: Annotated[
+        int, typer.Option(envvar="MODELSEAL_MAX_QUEUE", help="Requests waiting before 503.")
+    ] = 512,
+    max_body_bytes: Annotated[int, typer.Option(envvar="MODELSEAL_MAX_BODY_BYTES")] = 16 << 20,
+    nan_policy: Annotated[
+        str, typer.Option(envvar="MODELSEAL_NAN_POLICY", help="reject or allow NaN/Inf inputs.")
+    ] = "reject",
+    probe_interval: Annotated[
+        float,
+        typer.Option(
+            envvar="MODELSEAL_PROBE_INTERVAL", help="Seconds between readiness inference probes."
+        ),
+    ] = 5.0,
+    stall_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="MODELSEAL_STALL_SECONDS", help="Liveness fails when a batch runs longer."
+        ),
+    ] = 60.0,
+    drain_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="MODELSEAL_DRAIN_SECONDS", help="Keep serving this long after SIGTERM."
+        ),
+    ] = 5.0,
+    access_log: Annotated[bool, typer.Option(envvar="MODELSEAL_ACCESS_LOG")] = False,
+    log_format: Annotated[
+        str, typer.Option(envvar="MODELSEAL_LOG_FORMAT", help="auto, json or text.")
+    ] = "auto",
+) -> None:
+    """Serve a seal over HTTP (OIP v2 and /predict) once it proves it reproduces."""
+    from modelseal.serving.config import ServeConfig
+    from modelseal.serving.runner import serve as run_server
+
+    config = ServeConfig(
+        host=host,
+        port=port,
+        device=device,
+        require_gpu=require_gpu,
+        half=half,
+        drift=_choice(drift, ("fail", "warn"), "--drift"),  # type: ignore[arg-type]
+        tolerance=tuple(tolerance or ()),
+        max_batch_size=max_batch_size,
+        max_batch_delay_ms=max_batch_delay_ms,
+        max_queue=max_queue,
+        max_body_bytes=max_body_bytes,
+        nan_policy=_choice(nan_policy, ("reject", "allow"), "--nan-policy"),  # type: ignore[arg-type]
+        probe_interval_s=probe_interval,
+        stall_seconds=stall_seconds,
+        drain_seconds=drain_seconds,
+        access_log=access_log,
+        log_format=_choice(log_format, ("auto", "json", "text"), "--log-format"),  # type: ignore[arg-type]
+    )
+    run_server(source, config)
+
+
+def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
+    if value not in allowed:
+        raise UsageError(f"{option} {value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
+@app.command()
 def demo(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for the demo seal.")
     ] = Path("build/demo"),
+    port: Annotated[int, typer.Option(help="Port to serve on once sealed.")] = 8080,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Seal and verify only; do not start the server.")
+    ] = False,
 ) -> None:
-    """Train the bundled digits model, seal it, and show the seal."""
+    """Train the bundled digits model, seal it, verify it, and serve it."""
     import shutil
 
     from modelseal.demo import DEMO_NAME, DEMO_VERSION, train_demo_model
@@ -218,6 +322,13 @@ def demo(
     stdout.print(seal_view(seal))
     stdout.print()
     stdout.print(verify_view(verify(seal), show_info=False))
+    if no_serve:
+        return
+    stderr.print(
+        f"serving on http://127.0.0.1:{port}: try `curl -s localhost:{port}/health` or "
+        f"`modelseal verify {seal.root} --url http://127.0.0.1:{port}`; Ctrl-C stops"
+    )
+    serve(str(seal.root), port=port)
 
 
 @app.command(name="verify")

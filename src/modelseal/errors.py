@@ -39,8 +39,28 @@ class InputError(SealError):
     """Input data does not match what the model's signature expects."""
 
 
+class MalformedRequestError(InputError):
+    """A request body that cannot be parsed at all (not JSON, not an object, bad framing)."""
+
+
 class DeviceError(SealError):
     """The requested device (a GPU) is not usable here."""
+
+
+class OverloadedError(SealError):
+    """The server's queue is full: it is at capacity (HTTP 503 with Retry-After)."""
+
+
+class NotAcceptingError(SealError):
+    """The server takes no requests now: not ready yet, failed, or past its drain window."""
+
+
+class UnknownModelError(SealError):
+    """A request names a model or version this server does not serve (HTTP 404)."""
+
+
+class RequestTooLargeError(SealError):
+    """A request body is larger than the server accepts (HTTP 413)."""
 
 
 class UsageError(SealError):

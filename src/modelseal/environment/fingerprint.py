@@ -71,7 +71,7 @@ def capture_environment() -> EnvironmentRecord:
         numpy_version=np.__version__,
         threadpools=_threadpools(),
         numerics_env=_numerics_env(),
-        gpus=_gpus(),
+        gpus=visible_gpus(),
         torch=_torch_info(packages),
         onnxruntime=_onnxruntime_info(packages),
         captured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -157,11 +157,29 @@ def _numerics_env() -> dict[str, str]:
     }
 
 
-def _gpus() -> list[GpuInfo]:
+def visible_gpus() -> list[GpuInfo]:
+    """The GPUs this process can use: torch's view when it is loaded, else nvidia-smi's
+    (restricted to CUDA_VISIBLE_DEVICES when that lists indices)."""
     torch_gpus = _torch_gpus()
     if torch_gpus is not None:
         return torch_gpus
-    return _nvidia_smi_gpus()
+    return _restricted_to_visible_devices(_nvidia_smi_gpus())
+
+
+def _restricted_to_visible_devices(gpus: list[GpuInfo]) -> list[GpuInfo]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return gpus
+    tokens = [token.strip() for token in visible.split(",")]
+    if any(token.startswith(("GPU-", "MIG-")) for token in tokens):
+        return gpus  # UUIDs cannot be mapped to nvidia-smi's indices; trust the driver
+    picked = []
+    for token in tokens:
+        if not token.isdigit():
+            break  # "-1" or "": CUDA stops at the first invalid index
+        if int(token) < len(gpus):
+            picked.append(gpus[int(token)])
+    return picked
 
 
 def _nvidia_smi_gpus() -> list[GpuInfo]:

@@ -59,6 +59,7 @@ class OnnxRuntime:
     """An ONNX model file (or ``onnx.ModelProto``, or its bytes) run by onnxruntime."""
 
     name: ClassVar[str] = "onnx"
+    supports_cuda: ClassVar[bool] = True
 
     def __init__(self, settings: SessionSettings | None = None) -> None:
         self.settings = settings or SessionSettings()

@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from modelseal.errors import InputError, RuntimeLoadError, SealError, UsageError
+from modelseal.errors import (
+    InputError,
+    NotAcceptingError,
+    OverloadedError,
+    RuntimeLoadError,
+    UsageError,
+)
 from modelseal.types import NamedArrays
 
 PredictFn = Callable[[NamedArrays], NamedArrays]
@@ -35,14 +41,6 @@ BatchObserver = Callable[[int, float], None]
 _log = logging.getLogger(__name__)
 
 _BatchKey = tuple[tuple[str, str, tuple[int, ...]], ...]
-
-
-class OverloadedError(SealError):
-    """The batcher's queue is full: the server is at capacity (HTTP 503 with Retry-After)."""
-
-
-class NotAcceptingError(SealError):
-    """The batcher takes no requests: not started yet, draining or stopped (HTTP 503)."""
 
 
 class AdaptiveBatcher:

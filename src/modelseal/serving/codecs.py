@@ -56,7 +56,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from modelseal.errors import InputError
+from modelseal.errors import InputError, MalformedRequestError
 from modelseal.types import FREE_DIM, Array, NamedArrays, Signature, TensorSpec
 
 NanPolicy = Literal["reject", "allow"]
@@ -300,7 +300,7 @@ def _json_part(body: bytes, header_length: int | None) -> bytes | memoryview:
     if header_length is None:
         return body
     if not 0 < header_length <= len(body):
-        raise InputError(
+        raise MalformedRequestError(
             f"Inference-Header-Content-Length is {header_length} but the body has {len(body)} bytes"
         )
     return memoryview(body)[:header_length]
@@ -312,7 +312,7 @@ def _load_object(data: bytes | memoryview) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         document = _load_with_non_finite(data, exc)
     if not isinstance(document, dict):
-        raise InputError("the request body must be a JSON object")
+        raise MalformedRequestError("the request body must be a JSON object")
     return document
 
 
@@ -323,7 +323,7 @@ def _load_with_non_finite(data: bytes | memoryview, error: orjson.JSONDecodeErro
     try:
         return json.loads(bytes(data))
     except ValueError:
-        raise InputError(f"the request body is not valid JSON: {error}") from None
+        raise MalformedRequestError(f"the request body is not valid JSON: {error}") from None
 
 
 def _request_id(value: object) -> str | None:

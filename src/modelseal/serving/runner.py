@@ -1,0 +1,90 @@
+"""``modelseal serve``: pre-flight checks, then uvicorn with a graceful drain on SIGTERM.
+
+Pre-flight (before the port is bound): resolve the source, check every digest, choose the
+device. A corrupt seal or a missing GPU exits non-zero at once, naming what is wrong.
+
+Drain: the first SIGTERM flips readiness to 503 and keeps serving for ``drain_seconds``
+(so load balancers and Kubernetes endpoints catch up), with ``Connection: close`` on every
+response so no idle keep-alive connection is left to reset. Then new requests get 503, the
+queue is finished, and the process exits 0. SIGINT (Ctrl-C) skips the window; a second
+signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from types import FrameType
+
+import uvicorn
+
+from modelseal.seal.artifact import Seal, open_seal
+from modelseal.serving.app import create_app
+from modelseal.serving.config import ServeConfig
+from modelseal.serving.core import ModelServer
+from modelseal.serving.device import DeviceChoice, choose_device
+from modelseal.serving.logs import configure_logging, get_logger
+from modelseal.sources import resolve_source
+
+log = get_logger("runner")
+GRACEFUL_SHUTDOWN_SECONDS = 30
+
+
+def preflight(source: str, config: ServeConfig) -> tuple[Seal, DeviceChoice]:
+    """Everything that must fail before the server binds its port."""
+    seal = open_seal(resolve_source(source))
+    device = choose_device(config.device, seal.runtime, config.require_gpu)
+    log.info(
+        "seal verified and device chosen",
+        extra={"seal_digest": seal.digest, "model": seal.name, "device": device.device},
+    )
+    return seal, device
+
+
+def serve(source: str, config: ServeConfig) -> None:
+    configure_logging(config.log_format)
+    seal, device = preflight(source, config)
+    server = ModelServer(seal, config, device)
+    uvicorn_config = uvicorn.Config(
+        create_app(server),
+        host=config.host,
+        port=config.port,
+        lifespan="on",
+        log_config=None,
+        access_log=config.access_log,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    DrainingServer(uvicorn_config, server).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, but SIGTERM drains for ``drain_seconds`` before it stops."""
+
+    def __init__(self, config: uvicorn.Config, model_server: ModelServer) -> None:
+        super().__init__(config)
+        self.model_server = model_server
+        self._drain: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)  # type: ignore[arg-type]
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain is not None or self._loop is None:
+            self.force_exit = self._drain is not None
+            super().handle_exit(sig, frame)
+            return
+        window = self.model_server.config.drain_seconds if sig == signal.SIGTERM else 0.0
+        log.info("signal %s: draining for %.1f s", signal.Signals(sig).name, window)
+        self._loop.call_soon_threadsafe(self._start_drain, window)
+
+    def _start_drain(self, window: float) -> None:
+        self._drain = asyncio.get_running_loop().create_task(self._run_drain(window))
+
+    async def _run_drain(self, window: float) -> None:
+        self.model_server.begin_drain()
+        await asyncio.sleep(window)
+        log.info("drain window over: finishing queued requests and stopping")
+        await self.model_server.finish_drain()
+        self.should_exit = True
