@@ -6,12 +6,16 @@ import itertools
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
 
-from modelseal import Seal, pack
+from modelseal import Seal, open_seal, pack
 from modelseal.demo import DemoModel, train_demo_model
+from modelseal.runtimes.numpy_function import NumpyFunction
+from modelseal.seal.digests import describe_files
+from modelseal.seal.manifest import MANIFEST_FILE, seal_manifest
 from tests.envs.builder import build_environment, install_modelseal
 
 LEGACY_REQUIREMENTS = Path(__file__).parent / "envs" / "legacy-numpy1.txt"
@@ -117,3 +121,37 @@ def mlp_forward(weights: list[np.ndarray], features: np.ndarray) -> np.ndarray:
         if index < len(weights) - 1:
             current = np.maximum(current, 0)
     return current
+
+
+RANKER = Path(__file__).parent / "fixtures" / "ranker_function.py"
+
+
+def reseal_with_other_weights(seal_dir: Path, weights: dict[str, np.ndarray], out: Path) -> Path:
+    """A seal whose golden outputs came from other weights than the ones it ships.
+
+    The real-world bug this mimics: the weights file was swapped after the golden outputs
+    were recorded. Every digest is restamped, so only the replay can catch it.
+    """
+    shutil.copytree(seal_dir, out)
+    np.savez(out / "model" / "weights.npz", **cast(dict[str, Any], weights))
+    manifest = open_seal(seal_dir).manifest
+    body = manifest.model_dump(mode="json", exclude={"digest", "files"})
+    restamped = seal_manifest(**body, files=describe_files(out))
+    (out / MANIFEST_FILE).write_text(restamped.to_json())
+    return out
+
+
+@pytest.fixture(scope="session")
+def drifted_ranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Golden scores from slightly perturbed item weights, close-spaced scores per row."""
+    folder = tmp_path_factory.mktemp("ranker")
+    rng = np.random.default_rng(11)
+    items = (rng.standard_normal((16, 200)) * 1e-3).astype(np.float32)
+    perturbed = (items * (1 + 0.05 * rng.standard_normal(items.shape))).astype(np.float32)
+    queries = rng.standard_normal((64, 16)).astype(np.float32)
+    sealed = pack(
+        NumpyFunction(source=RANKER, weights={"items": perturbed}),
+        runtime="numpy", name="ranker", version="1", golden=queries,
+        output=folder / "perturbed.seal",
+    )  # fmt: skip
+    return reseal_with_other_weights(sealed.root, {"items": items}, folder / "drifted.seal")

@@ -9,8 +9,9 @@ from rich.text import Text
 from modelseal.environment.diff import DiffRow
 from modelseal.environment.record import EnvironmentRecord
 from modelseal.environment.risk import Risk
+from modelseal.remote import RemoteVerifyReport
 from modelseal.seal.artifact import Seal
-from modelseal.verify import Verdict, VerifyReport
+from modelseal.verify import OutputReplay, Verdict, VerifyReport
 
 
 def environment_view(record: EnvironmentRecord, packages: bool) -> RenderableType:
@@ -108,7 +109,7 @@ def verify_view(report: VerifyReport, *, show_info: bool) -> RenderableType:
     for warning in report.load_warnings:
         parts.append(Text(f"warning while loading: {warning}", style="yellow"))
     if report.golden:
-        parts += [Text(""), _golden_table(report)]
+        parts += [Text(""), golden_table(report.golden, report.golden_rows)]
     parts += [Text(""), environment_rows_view(report.environment, show_info=show_info)]
     bad_files = [f for f in report.files if not f.ok]
     files_line = f"files: {len(report.files)} checked, {len(bad_files)} failed"
@@ -138,12 +139,12 @@ def _verdict_line(report: VerifyReport) -> Text:
     return line
 
 
-def _golden_table(report: VerifyReport) -> Table:
+def golden_table(replays: list[OutputReplay], rows: int) -> Table:
     table = Table(
         "output", "batch", "policy", "max abs", "max ulp", "rows out", "top-k min/mean",
-        "argmax", "result", title=f"golden replay ({report.golden_rows} rows)",
+        "argmax", "result", title=f"golden replay ({rows} rows)",
     )  # fmt: skip
-    for replay in report.golden:
+    for replay in replays:
         c = replay.comparison
         topk = (
             f"{c.topk_overlap_min:.3f}/{c.topk_overlap_mean:.3f} @{c.topk_k}"
@@ -189,3 +190,23 @@ def environment_rows_view(rows: list[DiffRow], *, show_info: bool) -> Renderable
 
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.3g}"
+
+
+def remote_view(report: RemoteVerifyReport) -> RenderableType:
+    seal = report.seal
+    line = Text()
+    line.append(report.verdict.value.upper(), style=VERDICT_STYLE[report.verdict])
+    line.append(f"  {seal.name} {seal.version} (seal {seal.digest[:12]}) served at {report.url}")
+    parts: list[RenderableType] = [line]
+    if report.server_seal_digest and report.server_seal_digest != seal.digest:
+        parts.append(
+            Text(
+                f"the server serves seal {report.server_seal_digest[:12]}, not this one",
+                style="yellow",
+            )
+        )
+    if report.failure is not None:
+        parts.append(Text(report.failure.message, style="red"))
+    if report.golden:
+        parts += [Text(""), golden_table(report.golden, report.golden_rows)]
+    return Group(*parts)

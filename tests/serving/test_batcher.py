@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 import pytest
 
-from modelseal.errors import RuntimeLoadError
-from modelseal.serving.batcher import AdaptiveBatcher, NotAcceptingError, OverloadedError
+from modelseal.errors import NotAcceptingError, OverloadedError, RuntimeLoadError
+from modelseal.serving.batcher import AdaptiveBatcher
 from modelseal.types import NamedArrays
 
 WEIGHTS = np.random.default_rng(0).standard_normal((8, 3))

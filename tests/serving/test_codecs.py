@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from modelseal.errors import InputError
+from modelseal.oip import datatype_of
 from modelseal.serving.codecs import (
     InferRequest,
-    datatype_of,
     decode_infer_request,
     decode_predict_request,
     dtype_of,

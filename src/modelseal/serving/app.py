@@ -27,6 +27,7 @@ from modelseal.errors import (
     SealError,
     UnknownModelError,
 )
+from modelseal.oip import datatype_of
 from modelseal.serving import codecs
 from modelseal.serving.core import ModelServer
 from modelseal.serving.health import State
@@ -238,7 +239,7 @@ def _check_model(request: Request, server: ModelServer) -> None:
 
 
 def _tensor_metadata(spec: Any) -> dict[str, Any]:
-    return {"name": spec.name, "datatype": codecs.datatype_of(spec.dtype), "shape": spec.shape}
+    return {"name": spec.name, "datatype": datatype_of(spec.dtype), "shape": spec.shape}
 
 
 def _header_length(value: str | None) -> int | None:

@@ -53,10 +53,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import orjson
 
 from modelseal.errors import InputError, MalformedRequestError
+from modelseal.oip import DTYPES as _DTYPES
+from modelseal.oip import TEXT_KINDS, datatype_of
 from modelseal.types import FREE_DIM, Array, NamedArrays, Signature, TensorSpec
 
 NanPolicy = Literal["reject", "allow"]
@@ -65,25 +66,7 @@ NanPolicy = Literal["reject", "allow"]
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _LENGTH = struct.Struct("<I")
 
-_DTYPES: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(object),
-}
-_DATATYPES: dict[tuple[str, int], str] = {
-    (dtype.kind, dtype.itemsize): name for name, dtype in _DTYPES.items() if name != "BYTES"
-}
-_TEXT_KINDS = "OSU"
+_TEXT_KINDS = TEXT_KINDS
 _NUMERIC_KINDS = "iuf"
 
 # Which kinds of array np.asarray may infer from JSON values, for each kind of target dtype.
@@ -102,21 +85,6 @@ _PREDICT_USAGE = (
     'the body must be one JSON object with exactly one of "features" (one row), '
     '"instances" (a list of rows) or "inputs" (rows by input name)'
 )
-
-
-def datatype_of(dtype: npt.DTypeLike) -> str:
-    """The Open Inference Protocol datatype of a numpy dtype (``float32`` -> ``FP32``).
-
-    Object, bytes and str arrays are ``BYTES``. Raises ``ValueError`` for a dtype the
-    protocol has no datatype for (complex, datetime, float128, ...).
-    """
-    resolved = np.dtype(dtype)
-    if resolved.kind in _TEXT_KINDS:
-        return "BYTES"
-    name = _DATATYPES.get((resolved.kind, resolved.itemsize))
-    if name is None:
-        raise ValueError(f"numpy dtype {resolved} has no Open Inference Protocol datatype")
-    return name
 
 
 def dtype_of(datatype: str) -> np.dtype[Any]:

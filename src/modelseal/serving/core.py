@@ -80,6 +80,7 @@ class ModelServer:
         self.loaded: Loaded | None = None
         self.batcher: AdaptiveBatcher | None = None
         self.probe = InferenceProbe(self._probe_inference, config.probe_interval_s)
+        self._probe_reference: NamedArrays | None = None
         self._startup: asyncio.Task[None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -153,6 +154,9 @@ class ModelServer:
         await self.batcher.start()
 
     async def _warm_up(self) -> None:
+        # What this server answers for golden row 0 once verified: the readiness probe
+        # checks the model keeps answering that (under --drift warn it is not the golden).
+        self._probe_reference = await self.infer(self.golden.input_rows(0, 1))
         for _ in range(self.config.warmup_rounds):
             for batch_size in self.config.batch_sizes:
                 await self.infer(_tiled_golden_inputs(self.golden, batch_size))
@@ -203,15 +207,18 @@ class ModelServer:
         return True, "alive"
 
     async def _probe_inference(self) -> None:
-        """A known golden row through the real request path; right shape and values."""
+        """Golden row 0 through the real request path: the same shape and values (within the
+        seal's tolerance) as when the server was verified."""
+        reference = self._probe_reference
+        if reference is None:
+            raise RuntimeLoadError("the model has not been warmed up yet")
         outputs = await self.infer(self.golden.input_rows(0, 1))
         for spec in self.seal.signature.outputs:
             if spec.name not in outputs:
                 raise RuntimeLoadError(f"the model no longer returns output {spec.name!r}")
             comparison = compare_output(
-                spec.name, self.golden.outputs[spec.name][:1], outputs[spec.name],
-                self.policies[spec.name],
-            )  # fmt: skip
+                spec.name, reference[spec.name], outputs[spec.name], self.policies[spec.name]
+            )
             if not comparison.passed:
                 details = "; ".join(c.detail for c in comparison.checks if not c.passed)
                 raise RuntimeLoadError(f"golden row 0, output {spec.name!r}: {details}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from modelseal._version import __version__
+from modelseal.oip import datatype_of
 from modelseal.seal.artifact import Seal
-from modelseal.serving.codecs import datatype_of
 
 ERROR = {
     "type": "object",
