@@ -21,6 +21,7 @@ from modelseal.errors import (
 from modelseal.pack import pack
 from modelseal.seal.artifact import Seal, open_seal
 from modelseal.types import NamedArrays, OutputKind, Signature, TensorSpec
+from modelseal.verify import Verdict, VerifyReport, verify
 
 __all__ = [
     "DeviceError",
@@ -39,8 +40,11 @@ __all__ = [
     "TensorSpec",
     "UnsafeArchiveError",
     "UsageError",
+    "Verdict",
+    "VerifyReport",
     "__version__",
     "capture_environment",
     "open_seal",
     "pack",
+    "verify",
 ]

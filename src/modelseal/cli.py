@@ -104,13 +104,20 @@ def env(
 
 @app.command(name="pack")
 def pack_command(
-    model: Annotated[Path, typer.Argument(help="Model file (or folder) to seal.")],
+    model: Annotated[
+        str,
+        typer.Argument(help="Model file or folder to seal (mlflow: also runs:/ or models:/ URI)."),
+    ],
     runtime: Annotated[str, typer.Option("--runtime", "-r", help="Runtime that loads it.")],
     name: Annotated[str, typer.Option(help="Model name.")],
     version: Annotated[str, typer.Option(help="Model version.")],
     golden: Annotated[
-        Path, typer.Option(help="Golden inputs: .npy (the single input) or .npz (by name).")
-    ],
+        Path | None,
+        typer.Option(
+            help="Golden inputs: .npy (the single input) or .npz (by name); optional where "
+            "the model carries an input example (mlflow)."
+        ),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Seal folder or .tar[.gz] to write.")
     ] = None,
@@ -128,7 +135,7 @@ def pack_command(
     if weights is not None and runtime != "numpy":
         raise UsageError(f"--weights is for --runtime numpy; runtime {runtime!r} takes none")
     seal = pack(
-        NumpyFunction(source=model, weights=weights) if weights is not None else model,
+        NumpyFunction(source=Path(model), weights=weights) if weights is not None else model,
         runtime=get_runtime(runtime),
         name=name,
         version=version,
@@ -349,14 +356,34 @@ def verify_command(
     show_all: Annotated[
         bool, typer.Option("--all", help="Show info rows (packages outside the lock) too.")
     ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Check a running server instead: send it the golden inputs."),
+    ] = None,
 ) -> None:
     """Verify a seal here: integrity, environment drift, and a replay of its golden inputs."""
+    if url is not None:
+        _verify_remote(source, url, tolerance or [], as_json)
+        return
     report = verify(source, tolerance=tolerance or (), batch_sizes=batch_size or None)
     if as_json:
         print_json(report.model_dump(mode="json"))
     else:
         stdout.print(verify_view(report, show_info=show_all))
     if not report.passes(strict_env=strict_env):
+        raise typer.Exit(EXIT_DRIFT)
+
+
+def _verify_remote(source: str, url: str, tolerance: list[str], as_json: bool) -> None:
+    from modelseal.remote import verify_server
+    from modelseal.reports import remote_view
+
+    report = verify_server(open_seal(source), url, tolerance=tolerance)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+    else:
+        stdout.print(remote_view(report))
+    if not report.consistent:
         raise typer.Exit(EXIT_DRIFT)
 
 

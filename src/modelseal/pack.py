@@ -22,7 +22,7 @@ from modelseal.environment.lock import dependency_closure, render_lock
 from modelseal.errors import InputError, RuntimeLoadError, UsageError
 from modelseal.golden.store import Golden, save_golden
 from modelseal.golden.tolerance import TolerancePolicy, default_policy, parse_tolerance_options
-from modelseal.runtimes.base import Example, Loaded, Runtime
+from modelseal.runtimes.base import Example, ExampleProvider, Loaded, Runtime
 from modelseal.runtimes.registry import get_runtime
 from modelseal.seal.archive import create_seal_archive
 from modelseal.seal.artifact import Seal, open_seal
@@ -46,14 +46,15 @@ def pack(
     runtime: str | Runtime,
     name: str,
     version: str,
-    golden: Array | Mapping[str, Array] | Path,
+    golden: Array | Mapping[str, Array] | Path | None = None,
     output: Path | None = None,
     tolerance: Sequence[str] = (),
 ) -> Seal:
     """Seal ``model`` with ``golden`` inputs into ``output`` (a folder, or a .tar[.gz]).
 
     ``golden``: one array for a single-input model, arrays by input name, or a path to a
-    .npy/.npz file.
+    .npy/.npz file; None takes the example the model carries, for runtimes whose format
+    records one (``mlflow``).
     ``tolerance``: ``"POLICY"`` for every output or ``"OUTPUT=POLICY"``, as on the command
     line (for example ``"allclose:1e-4,1e-6"`` or ``"scores=topk:10,0.9"``); outputs not
     named get defaults chosen from their dtype and kind.
@@ -81,11 +82,11 @@ def _build(
     root: Path,
     name: str,
     version: str,
-    golden_source: Array | Mapping[str, Array] | Path,
+    golden_source: Array | Mapping[str, Array] | Path | None,
     tolerance: Sequence[str],
 ) -> None:
     model_dir = root / MODEL_DIR
-    example = _read_example(golden_source)
+    example = _golden_example(model, adapter, golden_source)
     signature = adapter.save(model, model_dir, example)
     inputs = conform_inputs(name_inputs(example, signature), signature)
     loaded = _load_back(adapter, model_dir)
@@ -112,6 +113,26 @@ def _build(
         modelseal_version=__version__,
     )
     (root / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+
+
+def _golden_example(
+    model: object, adapter: Runtime, source: Array | Mapping[str, Array] | Path | None
+) -> Example:
+    """The golden inputs given, else the example the model carries (``ExampleProvider``)."""
+    if source is not None:
+        return _read_example(source)
+    if not isinstance(adapter, ExampleProvider):
+        raise UsageError(
+            f"runtime {adapter.name!r} needs golden inputs: give golden= (on the command line "
+            "--golden X.npy for a single input, or X.npz naming each input)"
+        )
+    example = adapter.example_inputs(model)
+    if example is None:
+        raise UsageError(
+            "no golden inputs were given and the model carries no input example; give "
+            "--golden X.npy (or .npz), or save the model with an input example"
+        )
+    return example
 
 
 def _read_example(source: Array | Mapping[str, Array] | Path) -> Example:

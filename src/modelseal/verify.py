@@ -147,9 +147,13 @@ def seal_policies(seal: Seal, overrides: Sequence[str] = ()) -> dict[str, Tolera
     return policies
 
 
-def load_model(seal: Seal, device: str) -> tuple[Loaded | None, Failure | None, list[str]]:
-    """Load the sealed model; a failure (and any warnings, e.g. version skew) is returned."""
-    runtime = get_runtime(seal.runtime)
+def load_model(
+    seal: Seal, device: str, *, half: bool = False
+) -> tuple[Loaded | None, Failure | None, list[str]]:
+    """Load the sealed model; a failure (and any warnings, e.g. version skew) is returned.
+
+    ``half``: half precision on the GPU, for runtimes that take it (torch)."""
+    runtime = get_runtime(seal.runtime, **({"half": True} if half else {}))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

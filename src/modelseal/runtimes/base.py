@@ -47,6 +47,16 @@ class Runtime(Protocol):
         ...
 
 
+@runtime_checkable
+class ExampleProvider(Protocol):
+    """Optional beside ``Runtime``: a runtime whose model format can carry its own example
+    inputs (an MLflow ``input_example``), so ``pack`` needs no golden inputs for it."""
+
+    def example_inputs(self, model: object) -> Example | None:
+        """The example ``model`` carries (one array, or arrays by name), or None if none."""
+        ...
+
+
 def cuda_device_index(device: str) -> int:
     """The GPU index of ``cuda`` (0) or ``cuda:N`` (N)."""
     _, _, index = device.partition(":")

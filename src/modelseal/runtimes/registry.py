@@ -14,7 +14,8 @@ def available_runtimes() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
 
 
-def get_runtime(name: str) -> Runtime:
+def get_runtime(name: str, **options: object) -> Runtime:
+    """The runtime registered as ``name``, built with ``options`` (e.g. ``half=True``)."""
     entry = _entry_point(name)
     try:
         runtime_class = entry.load()
@@ -23,7 +24,12 @@ def get_runtime(name: str) -> Runtime:
             f"runtime {name!r} needs a package that is not installed here: {exc}; "
             f"install the extra (pip install 'modelseal[{name}]')"
         ) from exc
-    runtime: Runtime = runtime_class()
+    try:
+        runtime: Runtime = runtime_class(**options)
+    except TypeError as exc:
+        raise UsageError(
+            f"runtime {name!r} does not take the options {sorted(options)}: {exc}"
+        ) from exc
     return runtime
 
 

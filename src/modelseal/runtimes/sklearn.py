@@ -25,6 +25,7 @@ Serialization = Literal["skops", "joblib"]
 INPUT_NAME = "input"
 MODEL_FILES: dict[str, str] = {"skops": "model.skops", "joblib": "model.joblib"}
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+TRUSTED_LIBRARIES = frozenset({"sklearn", "numpy", "scipy"})
 
 
 class SklearnRuntime:
@@ -48,10 +49,14 @@ class SklearnRuntime:
         signature = estimator_signature(estimator)
         dest.mkdir(parents=True, exist_ok=True)
         model_file = dest / MODEL_FILES[self.serialization]
+        trusted = self.trusted_types
         if self.serialization == "skops":
             import skops.io
 
             skops.io.dump(estimator, model_file)
+            trusted = sorted(
+                {*trusted, *_library_types(skops.io.get_untrusted_types(file=model_file))}
+            )
         else:
             import joblib
 
@@ -60,7 +65,7 @@ class SklearnRuntime:
             dest,
             {
                 "serialization": self.serialization,
-                "trusted_types": self.trusted_types,
+                "trusted_types": trusted,
                 "distributions": referenced_distributions(estimator),
                 "signature": signature.model_dump(mode="json"),
             },
@@ -155,6 +160,13 @@ def _output_specs(estimator: Any) -> list[TensorSpec]:
 
 def _max_len(classes: np.ndarray[Any, Any]) -> int:
     return max(len(str(label)) for label in classes.tolist())
+
+
+def _library_types(untrusted: list[str]) -> list[str]:
+    """Types of the numerical libraries themselves (``sklearn.tree._tree.Tree``), which skops
+    does not trust by default but which are no more code than the estimator being sealed.
+    They are written into the sealed runtime.json, so what is trusted is digest-checked."""
+    return [name for name in untrusted if name.split(".", 1)[0] in TRUSTED_LIBRARIES]
 
 
 def _default_serialization() -> Serialization:

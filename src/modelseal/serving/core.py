@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -100,8 +101,9 @@ class ModelServer:
     async def _start_up(self) -> None:
         timings: dict[str, float] = {}
         loaded, failure, warnings = await self._step(
-            "load", timings, load_model, self.seal, self.device.device
-        )
+            "load", timings, partial(load_model, half=self.config.half), self.seal,
+            self.device.device,
+        )  # fmt: skip
         for warning in warnings:
             log.warning("warning while loading: %s", warning, extra=self._log_fields())
         if loaded is None or failure is not None:

@@ -18,6 +18,7 @@ from types import FrameType
 
 import uvicorn
 
+from modelseal.errors import DeviceError
 from modelseal.seal.artifact import Seal, open_seal
 from modelseal.serving.app import create_app
 from modelseal.serving.config import ServeConfig
@@ -34,6 +35,11 @@ def preflight(source: str, config: ServeConfig) -> tuple[Seal, DeviceChoice]:
     """Everything that must fail before the server binds its port."""
     seal = open_seal(resolve_source(source))
     device = choose_device(config.device, seal.runtime, config.require_gpu)
+    if config.half and not device.device.startswith("cuda"):
+        raise DeviceError(
+            f"--half runs the model in half precision on a GPU, but it would load on "
+            f"{device.device}; drop --half or serve on a GPU"
+        )
     log.info(
         "seal verified and device chosen",
         extra={"seal_digest": seal.digest, "model": seal.name, "device": device.device},
