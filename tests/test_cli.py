@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,17 +11,7 @@ import joblib
 import numpy as np
 
 from modelseal.demo import DemoModel
-
-
-def modelseal(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelseal", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+from tests.cli_process import run_modelseal as modelseal
 
 
 def test_inspect_json_shows_the_digest_and_every_file_sha256(seal_copy: Path) -> None:

@@ -16,17 +16,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from modelseal import pack
 from modelseal.runtimes.sklearn import SklearnRuntime
 from modelseal.verify import DiffReport, Verdict, VerifyReport, verify
+from tests.cli_process import run_modelseal as modelseal
 
 REPO = Path(__file__).parents[1]
 SCHEMAS = REPO / "docs" / "schemas"
 RANKER = Path(__file__).parent / "fixtures" / "ranker_function.py"
-
-
-def modelseal(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelseal", *args],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
 
 
 def schema(name: str) -> dict[str, Any]:

@@ -83,13 +83,7 @@ def verify_server(
         failure = Failure(error_type="HTTPError", message=str(exc))
     verdict = Verdict.RUN_FAILED if failure else _verdict(replays)
     return RemoteVerifyReport(
-        seal=SealSummary(
-            name=seal.name,
-            version=seal.version,
-            runtime=seal.runtime,
-            digest=seal.digest,
-            source=seal.source,
-        ),
+        seal=SealSummary.of(seal),
         url=base,
         server_seal_digest=server_digest,
         verdict=verdict,

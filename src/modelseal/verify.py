@@ -45,6 +45,16 @@ class SealSummary(BaseModel):
     digest: str
     source: str
 
+    @classmethod
+    def of(cls, seal: Seal) -> SealSummary:
+        return cls(
+            name=seal.name,
+            version=seal.version,
+            runtime=seal.runtime,
+            digest=seal.digest,
+            source=seal.source,
+        )
+
 
 class FileIntegrity(BaseModel):
     path: str
@@ -215,13 +225,7 @@ def build_report(
     timings: dict[str, float],
 ) -> VerifyReport:
     return VerifyReport(
-        seal=SealSummary(
-            name=seal.name,
-            version=seal.version,
-            runtime=seal.runtime,
-            digest=seal.digest,
-            source=seal.source,
-        ),
+        seal=SealSummary.of(seal),
         verdict=_verdict(loaded, failure, replays),
         environment_risk=min((row.risk for row in rows), key=lambda r: r.rank, default=None),
         files=[

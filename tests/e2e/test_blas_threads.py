@@ -16,18 +16,12 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
+from tests.cli_process import run_modelseal
 from tests.conftest import mlp_weights
 
 pytestmark = pytest.mark.slow
 FUNCTION = Path(__file__).parents[1] / "fixtures" / "mlp_function.py"
 SIZES = (256, 1024, 1024, 16)
-
-
-def run_modelseal(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelseal", *args],
-        capture_output=True, text=True, timeout=300, env={**os.environ, **env}, check=False,
-    )  # fmt: skip
 
 
 def independent_replay(env: dict[str, str], weights: Path, inputs: Path) -> dict[str, Any]:
@@ -82,12 +76,13 @@ def test_benign_blas_changes_verify_as_consistent_with_differences_reported(
     weights, golden_inputs = mlp_files
     seal = tmp_path / "mlp.seal"
     packed = run_modelseal(
-        sealed_with, "pack", str(FUNCTION), "--runtime", "numpy", "--weights", str(weights),
+        "pack", str(FUNCTION), "--runtime", "numpy", "--weights", str(weights),
         "--name", "mlp", "--version", "1", "--golden", str(golden_inputs), "-o", str(seal),
+        extra_env=sealed_with,
     )  # fmt: skip
     assert packed.returncode == 0, packed.stderr
 
-    verified = run_modelseal(verified_with, "verify", "--json", str(seal))
+    verified = run_modelseal("verify", "--json", str(seal), extra_env=verified_with)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     report = json.loads(verified.stdout)
     assert report["verdict"] == "consistent"

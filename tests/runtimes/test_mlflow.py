@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from modelseal.runtimes import get_runtime
 from modelseal.runtimes.mlflow import MlflowRuntime
 from modelseal.types import OutputKind
 from modelseal.verify import Verdict, verify
+from tests.cli_process import run_modelseal as modelseal
 from tests.fixtures.mlflow_server import mlflow_server
 
 RNG = np.random.default_rng(7)
@@ -37,13 +36,6 @@ EXAMPLE_ROWS = 8
 
 def classifier() -> LogisticRegression:
     return LogisticRegression(max_iter=500).fit(X, Y)
-
-
-def modelseal(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelseal", *args],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +19,7 @@ from modelseal.runtimes import get_runtime
 from modelseal.runtimes.torch import NumericSettings, TorchRuntime
 from modelseal.types import Array, NamedArrays, OutputKind
 from modelseal.verify import Verdict, verify
+from tests.cli_process import run_modelseal as modelseal
 from tests.fixtures.torch_models import (
     Ranker,
     TinyMLP,
@@ -37,13 +36,6 @@ NO_CUDA = "no CUDA device here: torch.cuda.is_available() is False"
 
 def as_float32(array: Array) -> npt.NDArray[np.float32]:
     return np.asarray(array, dtype=np.float32)
-
-
-def modelseal(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelseal", *args],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
