@@ -41,9 +41,16 @@ def preflight(source: str, config: ServeConfig) -> tuple[Seal, DeviceChoice]:
             f"--half runs the model in half precision on a GPU, but it would load on "
             f"{device.device}; drop --half or serve on a GPU"
         )
+    gpu = device.gpu
     log.info(
         "seal verified and device chosen",
-        extra={"seal_digest": seal.digest, "model": seal.name, "device": device.device},
+        extra={
+            "seal_digest": seal.digest,
+            "model": seal.name,
+            "device": device.device,
+            "gpu": gpu.name if gpu else None,
+            "gpu_memory_mib": gpu.memory_mib if gpu else None,
+        },
     )
     return seal, device
 
