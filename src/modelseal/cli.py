@@ -31,6 +31,7 @@ from modelseal.reports import environment_rows_view, environment_view, seal_view
 from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.runtimes.registry import available_runtimes, get_runtime
 from modelseal.seal.artifact import Seal, open_seal
+from modelseal.serving.config import DriftPolicy, LogFormat, NanPolicy, ServeConfig
 from modelseal.verify import diff_sources, verify
 
 EXIT_OK = 0
@@ -218,7 +219,7 @@ def serve(
         bool, typer.Option(envvar="MODELSEAL_HALF", help="Half precision on the GPU.")
     ] = False,
     drift: Annotated[
-        str,
+        DriftPolicy,
         typer.Option(
             envvar="MODELSEAL_DRIFT",
             help="fail: drift keeps the server not ready; warn: serve, report on /seal.",
@@ -240,7 +241,7 @@ def serve(
     ] = 512,
     max_body_bytes: Annotated[int, typer.Option(envvar="MODELSEAL_MAX_BODY_BYTES")] = 16 << 20,
     nan_policy: Annotated[
-        str, typer.Option(envvar="MODELSEAL_NAN_POLICY", help="reject or allow NaN/Inf inputs.")
+        NanPolicy, typer.Option(envvar="MODELSEAL_NAN_POLICY", help="Reject or allow NaN/Inf.")
     ] = "reject",
     probe_interval: Annotated[
         float,
@@ -261,12 +262,9 @@ def serve(
         ),
     ] = 5.0,
     access_log: Annotated[bool, typer.Option(envvar="MODELSEAL_ACCESS_LOG")] = False,
-    log_format: Annotated[
-        str, typer.Option(envvar="MODELSEAL_LOG_FORMAT", help="auto, json or text.")
-    ] = "auto",
+    log_format: Annotated[LogFormat, typer.Option(envvar="MODELSEAL_LOG_FORMAT")] = "auto",
 ) -> None:
     """Serve a seal over HTTP (OIP v2 and /predict) once it proves it reproduces."""
-    from modelseal.serving.config import ServeConfig
     from modelseal.serving.runner import serve as run_server
 
     config = ServeConfig(
@@ -275,26 +273,20 @@ def serve(
         device=device,
         require_gpu=require_gpu,
         half=half,
-        drift=_choice(drift, ("fail", "warn"), "--drift"),  # type: ignore[arg-type]
+        drift=drift,
         tolerance=tuple(tolerance or ()),
         max_batch_size=max_batch_size,
         max_batch_delay_ms=max_batch_delay_ms,
         max_queue=max_queue,
         max_body_bytes=max_body_bytes,
-        nan_policy=_choice(nan_policy, ("reject", "allow"), "--nan-policy"),  # type: ignore[arg-type]
+        nan_policy=nan_policy,
         probe_interval_s=probe_interval,
         stall_seconds=stall_seconds,
         drain_seconds=drain_seconds,
         access_log=access_log,
-        log_format=_choice(log_format, ("auto", "json", "text"), "--log-format"),  # type: ignore[arg-type]
+        log_format=log_format,
     )
     run_server(source, config)
-
-
-def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
-    if value not in allowed:
-        raise UsageError(f"{option} {value!r}: expected one of {', '.join(allowed)}")
-    return value
 
 
 @app.command()

@@ -9,6 +9,7 @@ from modelseal.errors import UsageError
 
 DriftPolicy = Literal["fail", "warn"]
 NanPolicy = Literal["reject", "allow"]
+LogFormat = Literal["auto", "json", "text"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class ServeConfig:
     drain_seconds: float = 5.0
     warmup_rounds: int = 3
     access_log: bool = False
-    log_format: Literal["auto", "json", "text"] = "auto"
+    log_format: LogFormat = "auto"
     replay_batch_sizes: tuple[int, ...] = field(default=())
     """Golden replay batch sizes at start-up; empty means 1 and ``max_batch_size``."""
 
