@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from modelseal import Seal, open_seal, pack
 from modelseal.demo import DemoModel, train_demo_model
 from modelseal.runtimes.numpy_function import NumpyFunction
+from modelseal.runtimes.sklearn import SklearnRuntime
 from modelseal.seal.digests import describe_files
 from modelseal.seal.manifest import MANIFEST_FILE, seal_manifest
 from tests.envs.builder import build_environment, install_modelseal
@@ -155,3 +158,36 @@ def drifted_ranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
         output=folder / "perturbed.seal",
     )  # fmt: skip
     return reseal_with_other_weights(sealed.root, {"items": items}, folder / "drifted.seal")
+
+
+class VanishingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Pickled by reference to a module that will not exist where it is loaded."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> VanishingClassifier:
+        self.classes_ = np.unique(y)
+        self.n_features_in_ = x.shape[1]
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classes_[np.zeros(len(x), dtype=int)])
+
+
+def seal_of_a_vanished_module(folder: Path) -> Seal:
+    """A joblib seal of a class from a module that exists only while packing."""
+    module_dir = folder / "gone"
+    module_dir.mkdir()
+    (module_dir / "vanishing_models.py").write_text(
+        "from tests.conftest import VanishingClassifier as Base\nclass Vanishing(Base):\n    pass\n"
+    )
+    sys.path.insert(0, str(module_dir))
+    try:
+        from vanishing_models import Vanishing  # type: ignore[import-not-found]
+
+        return pack(
+            Vanishing().fit(np.zeros((4, 3)), np.array([0, 1, 0, 1])),
+            runtime=SklearnRuntime(serialization="joblib"),
+            name="gone", version="1", golden=np.zeros((2, 3)), output=folder / "gone.seal",
+        )  # fmt: skip
+    finally:
+        sys.path.remove(str(module_dir))
+        sys.modules.pop("vanishing_models", None)

@@ -11,12 +11,10 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator, ClassifierMixin
 
-from modelseal import pack
-from modelseal.runtimes.sklearn import SklearnRuntime
 from modelseal.verify import DiffReport, Verdict, VerifyReport, verify
 from tests.cli_process import run_modelseal as modelseal
+from tests.conftest import seal_of_a_vanished_module
 
 REPO = Path(__file__).parents[1]
 SCHEMAS = REPO / "docs" / "schemas"
@@ -67,38 +65,8 @@ def test_the_default_policy_of_the_ranker_flags_the_swap(drifted_ranker: Path) -
     assert "top-k" in result.stdout
 
 
-class VanishingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
-    """Pickled by reference to a module that will not exist where it is verified."""
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> VanishingClassifier:
-        self.classes_ = np.unique(y)
-        self.n_features_in_ = x.shape[1]
-        return self
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.classes_[np.zeros(len(x), dtype=int)])
-
-
 def test_a_pickle_of_a_module_that_no_longer_exists_is_load_failed(tmp_path: Path) -> None:
-    module_dir = tmp_path / "gone"
-    module_dir.mkdir()
-    (module_dir / "vanishing_models.py").write_text(
-        "from tests.test_verify import VanishingClassifier as Base\n"
-        "class Vanishing(Base):\n    pass\n"
-    )
-    sys.path.insert(0, str(module_dir))
-    try:
-        from vanishing_models import Vanishing  # type: ignore[import-not-found]
-
-        seal = pack(
-            Vanishing().fit(np.zeros((4, 3)), np.array([0, 1, 0, 1])),
-            runtime=SklearnRuntime(serialization="joblib"),
-            name="gone", version="1", golden=np.zeros((2, 3)),
-            output=tmp_path / "gone.seal",
-        )  # fmt: skip
-    finally:
-        sys.path.remove(str(module_dir))
-        sys.modules.pop("vanishing_models", None)
+    seal = seal_of_a_vanished_module(tmp_path)
     result = modelseal("verify", "--json", str(seal.root))
     assert result.returncode == 1
     report = json.loads(result.stdout)

@@ -19,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from modelseal import pack
 from modelseal.demo import DemoModel
 from modelseal.runtimes.numpy_function import NumpyFunction
-from tests.serving.server import free_port, start_server
+from tests.conftest import seal_of_a_vanished_module
+from tests.serving.server import RunningServer, free_port, start_server
 
 pytestmark = pytest.mark.slow
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -48,16 +49,39 @@ def test_require_gpu_fails_fast_with_what_to_check(demo_seal_path: Path) -> None
     assert "CUDA_VISIBLE_DEVICES" in result.stderr
 
 
+def test_a_model_that_cannot_load_here_fails_with_the_reason_on_health_and_seal(
+    tmp_path: Path,
+) -> None:
+    seal = seal_of_a_vanished_module(tmp_path)
+    server = start_server(seal.root, tmp_path, wait_for="live")
+    try:
+        health = wait_settled(server)
+        assert health.status_code == 503
+        assert health.json()["state"] == "failed"
+        assert "No module named 'vanishing_models'" in health.json()["reason"]
+        report = httpx.get(server.url + "/seal").json()["verify"]
+        assert report["verdict"] == "load-failed"
+        assert report["failure"]["error_type"] == "ModuleNotFoundError"
+        assert httpx.get(server.url + "/v2/health/live").status_code == 200
+    finally:
+        assert server.stop() == 0
+
+
+def wait_settled(server: RunningServer) -> httpx.Response:
+    """/health once start-up has ended, in ready or failed."""
+    deadline = time.monotonic() + 60
+    while (health := httpx.get(server.url + "/health")).json()["state"] not in ("failed", "ready"):
+        assert time.monotonic() < deadline, server.logs()
+        time.sleep(0.1)
+    return health
+
+
 def test_drift_keeps_the_server_unready_with_the_report_on_seal(
     drifted_ranker: Path, tmp_path: Path
 ) -> None:
     server = start_server(drifted_ranker, tmp_path, wait_for="live")
     try:
-        deadline = time.monotonic() + 60
-        while httpx.get(server.url + "/health").json()["state"] not in ("failed", "ready"):
-            assert time.monotonic() < deadline, server.logs()
-            time.sleep(0.1)
-        health = httpx.get(server.url + "/health")
+        health = wait_settled(server)
         assert health.status_code == 503
         assert health.json()["state"] == "failed"
         assert "golden replay verdict drift" in health.json()["reason"]

@@ -30,6 +30,8 @@ from modelseal.serving.logs import get_logger
 from modelseal.serving.metrics import ServerMetrics
 from modelseal.types import NamedArrays
 from modelseal.verify import (
+    Failure,
+    OutputReplay,
     Verdict,
     VerifyReport,
     build_report,
@@ -106,21 +108,22 @@ class ModelServer:
         )  # fmt: skip
         for warning in warnings:
             log.warning("warning while loading: %s", warning, extra=self._log_fields())
-        if loaded is None or failure is not None:
+        if loaded is None:
+            self.report = build_report(
+                self.seal, self.golden, [], [], None, failure, warnings, self.device.device,
+                timings,
+            )  # fmt: skip
             detail = f"{failure.error_type}: {failure.message}" if failure else "unknown"
-            self._fail(f"the model cannot be loaded here: {detail}")
+            self._fail(f"the model cannot be loaded here: {detail}; see /seal")
             return
         self.loaded = loaded
         log.info("runtime load breakdown", extra={**self._log_fields(), **loaded.load_timings})
         self.health.to(State.VERIFYING, "comparing the environment and replaying golden inputs")
         current = await self._step("environment", timings, capture_environment)
         rows = await self._step("environment_diff", timings, environment_rows, self.seal, current)
-        replays = await self._step(
-            "golden_replay", timings, replay_golden, loaded, self.golden, self.policies,
-            self.config.batch_sizes,
-        )  # fmt: skip
+        replays, failure = await self._step("golden_replay", timings, self._replay, loaded)
         self.report = build_report(
-            self.seal, self.golden, rows, replays, loaded, None, warnings,
+            self.seal, self.golden, rows, replays, loaded, failure, warnings,
             loaded.device, timings,
         )  # fmt: skip
         if not self._accept_report(self.report):
@@ -131,11 +134,21 @@ class ModelServer:
         self.health.to(State.READY, "verified and warm")
         log.info("ready", extra={**self._log_fields(), "device": loaded.device})
 
+    def _replay(self, loaded: Loaded) -> tuple[list[OutputReplay], Failure | None]:
+        try:
+            return replay_golden(loaded, self.golden, self.policies, self.config.batch_sizes), None
+        except Exception as exc:
+            return [], Failure(error_type=type(exc).__name__, message=str(exc))
+
     def _accept_report(self, report: VerifyReport) -> bool:
         drifted = report.verdict is not Verdict.CONSISTENT
         self.metrics.set_drift(report.verdict.value, warning=drifted)
         if not drifted:
             return True
+        if report.failure is not None:
+            detail = f"{report.failure.error_type}: {report.failure.message}"
+            self._fail(f"the model fails on its golden inputs: {detail}; see /seal")
+            return False
         failing = sorted({r.comparison.name for r in report.golden if not r.comparison.passed})
         message = f"golden replay verdict {report.verdict.value} on outputs {failing}"
         if self.config.drift == "fail":
