@@ -116,7 +116,7 @@ def read_response(body: bytes, header_length: int | None) -> dict[str, Any]:
     return document
 
 
-def fails(message: str) -> Any:
+def raises_input_error(message: str) -> Any:
     return pytest.raises(InputError, match=re.escape(message))
 
 
@@ -133,7 +133,7 @@ def test_text_dtypes_are_bytes_and_unknown_ones_are_refused() -> None:
     assert dtype_of("FP32") == np.float32
     with pytest.raises(ValueError, match="complex128"):
         datatype_of(np.complex128)
-    with fails("datatype 'BF16' is not supported"):
+    with raises_input_error("datatype 'BF16' is not supported"):
         dtype_of("BF16")
 
 
@@ -204,7 +204,9 @@ def test_bytes_become_str_for_a_str_signature_and_bytes_for_a_bytes_one() -> Non
 
 def test_non_utf8_bytes_output_is_refused_in_json_but_sent_in_binary() -> None:
     blob = np.array([b"\xff\xfe"], dtype=object)
-    with fails("output 'y': holds bytes that are not UTF-8 text; ask for it in binary"):
+    with raises_input_error(
+        "output 'y': holds bytes that are not UTF-8 text; ask for it in binary"
+    ):
         encode_infer_response("m", "1", None, {"y": blob})
     body, header_length = encode_infer_response("m", "1", None, {"y": blob}, binary={"y"})
     assert decode_bytes(read_response(body, header_length)["outputs"][0]["raw"]) == [b"\xff\xfe"]
@@ -294,7 +296,7 @@ def test_binary_data_output_makes_every_output_binary_unless_one_says_otherwise(
 def test_unknown_output_is_refused() -> None:
     sig = signature(("x", "float32", (-1,)), outputs=("p",))
     body = infer_body(json_input("x", "FP32", np.ones(1, np.float32)), outputs=[{"name": "nope"}])
-    with fails("outputs[0] ('nope'): no output named 'nope'; the signature has: 'p'"):
+    with raises_input_error("outputs[0] ('nope'): no output named 'nope'; the signature has: 'p'"):
         decode_infer_request(body, None, sig)
 
 
@@ -305,38 +307,44 @@ SIG = signature(("input", "float32", (-1, 64)))
 
 def test_shape_mismatch_names_the_input_and_both_shapes() -> None:
     body = infer_body(json_input("input", "FP32", np.zeros((3, 7), np.float32)))
-    with fails("inputs[0] ('input'): shape [3, 7] does not match the signature [-1, 64]"):
+    with raises_input_error(
+        "inputs[0] ('input'): shape [3, 7] does not match the signature [-1, 64]"
+    ):
         decode_infer_request(body, None, SIG)
 
 
 def test_rank_mismatch_is_refused() -> None:
     body = infer_body(json_input("input", "FP32", np.zeros(64, np.float32)))
-    with fails("inputs[0] ('input'): shape [64] does not match the signature [-1, 64]"):
+    with raises_input_error(
+        "inputs[0] ('input'): shape [64] does not match the signature [-1, 64]"
+    ):
         decode_infer_request(body, None, SIG)
 
 
 def test_unknown_duplicate_and_missing_inputs_are_refused() -> None:
     row = np.zeros((1, 64), np.float32)
-    with fails("inputs[0] ('other'): no input named 'other'; the signature has: 'input'"):
+    with raises_input_error(
+        "inputs[0] ('other'): no input named 'other'; the signature has: 'input'"
+    ):
         decode_infer_request(infer_body(json_input("other", "FP32", row)), None, SIG)
     twice = json_input("input", "FP32", row)
-    with fails("inputs[1] ('input'): given twice"):
+    with raises_input_error("inputs[1] ('input'): given twice"):
         decode_infer_request(infer_body(twice, twice), None, SIG)
     two = signature(("a", "float32", (-1,)), ("b", "float32", (-1,)))
-    with fails("inputs: missing 'b'; the signature has: 'a', 'b'"):
+    with raises_input_error("inputs: missing 'b'; the signature has: 'a', 'b'"):
         decode_infer_request(infer_body(json_input("a", "FP32", np.ones(1, np.float32))), None, two)
 
 
 def test_mismatched_datatype_names_expected_and_got() -> None:
     sig = signature(("ids", "int64", (-1,)))
     body = infer_body(json_input("ids", "FP32", np.ones(2, np.float32)))
-    with fails(
+    with raises_input_error(
         "inputs[0] ('ids'): datatype does not match the signature: expected INT64, got FP32"
     ):
         decode_infer_request(body, None, sig)
-    with fails("expected INT64, got BOOL"):
+    with raises_input_error("expected INT64, got BOOL"):
         decode_infer_request(infer_body(json_input("ids", "BOOL", np.ones(2, bool))), None, sig)
-    with fails("expected FP32, got BYTES"):
+    with raises_input_error("expected FP32, got BYTES"):
         decode_infer_request(infer_body(json_input("input", "BYTES", TEXT)), None, SIG)
 
 
@@ -356,31 +364,31 @@ def test_same_kind_numeric_datatypes_are_cast_to_the_signature(
 
 def test_integers_must_fit_the_declared_and_the_signature_type() -> None:
     body = infer_body({"name": "x", "datatype": "INT8", "shape": [1], "data": [300]})
-    with fails("inputs[0] ('x'): value 300 is out of range for INT8 [-128, 127]"):
+    with raises_input_error("inputs[0] ('x'): value 300 is out of range for INT8 [-128, 127]"):
         decode_infer_request(body, None, signature(("x", "int8", (-1,))))
     body = infer_body({"name": "x", "datatype": "INT64", "shape": [2], "data": [1, -129]})
-    with fails("inputs[0] ('x'): value -129 is out of range for INT8 [-128, 127]"):
+    with raises_input_error("inputs[0] ('x'): value -129 is out of range for INT8 [-128, 127]"):
         decode_infer_request(body, None, signature(("x", "int8", (-1,))))
     binary, length = binary_body(("x", "INT64", np.array([5, 2**40])))
-    with fails("value 1099511627776 is out of range for INT32"):
+    with raises_input_error("value 1099511627776 is out of range for INT32"):
         decode_infer_request(binary, length, signature(("x", "int32", (-1,))))
 
 
 def test_json_values_must_be_of_the_declared_kind() -> None:
     sig = signature(("x", "int64", (-1,)))
-    with fails("inputs[0] ('x'): INT64 needs integers; got 2.5"):
+    with raises_input_error("inputs[0] ('x'): INT64 needs integers; got 2.5"):
         decode_infer_request(
             infer_body({"name": "x", "datatype": "INT64", "shape": [2], "data": [1, 2.5]}),
             None,
             sig,
         )
-    with fails("inputs[0] ('input'): FP32 needs numbers; got strings"):
+    with raises_input_error("inputs[0] ('input'): FP32 needs numbers; got strings"):
         decode_infer_request(
             infer_body({"name": "input", "datatype": "FP32", "shape": [1, 64], "data": ["1"] * 64}),
             None,
             SIG,
         )
-    with fails(
+    with raises_input_error(
         "inputs[0] ('input'): FP32 needs numbers in a flat list or in nested lists of equal"
     ):
         decode_infer_request(
@@ -394,7 +402,9 @@ def test_json_values_must_be_of_the_declared_kind() -> None:
 
 def test_element_count_must_match_the_shape() -> None:
     body = infer_body({"name": "input", "datatype": "FP32", "shape": [2, 64], "data": [0.0] * 100})
-    with fails("inputs[0] ('input'): 'data' has 100 elements; shape [2, 64] needs 128"):
+    with raises_input_error(
+        "inputs[0] ('input'): 'data' has 100 elements; shape [2, 64] needs 128"
+    ):
         decode_infer_request(body, None, SIG)
 
 
@@ -404,10 +414,10 @@ def test_inputs_must_agree_on_the_batch_size_and_hold_a_row() -> None:
         json_input("a", "FP32", np.ones(3, np.float32)),
         json_input("b", "FP32", np.ones(2, np.float32)),
     )
-    with fails("inputs disagree on the batch size (axis 0): 'a' has 3, 'b' has 2"):
+    with raises_input_error("inputs disagree on the batch size (axis 0): 'a' has 3, 'b' has 2"):
         decode_infer_request(body, None, sig)
     empty = infer_body({"name": "input", "datatype": "FP32", "shape": [0, 64], "data": []})
-    with fails("inputs[0] ('input'): the batch is empty"):
+    with raises_input_error("inputs[0] ('input'): the batch is empty"):
         decode_infer_request(empty, None, SIG)
 
 
@@ -417,7 +427,7 @@ def test_nan_and_inf_are_refused_with_the_row_unless_allowed() -> None:
     batch[3, 0] = np.inf
     body = infer_body(json_input("input", "FP32", batch))
     assert body.count(b"null") == 2  # orjson, like JSON, has no NaN or Inf
-    with fails("inputs[0] ('input'): row 2 holds NaN, Inf or null"):
+    with raises_input_error("inputs[0] ('input'): row 2 holds NaN, Inf or null"):
         decode_infer_request(body, None, SIG)
     allowed = decode_infer_request(body, None, SIG, nan_policy="allow").inputs["input"]
     assert np.isnan(allowed[2, 5]) and np.isnan(allowed[3, 0])
@@ -425,7 +435,7 @@ def test_nan_and_inf_are_refused_with_the_row_unless_allowed() -> None:
     inf_only = np.zeros((2, 64), np.float32)
     inf_only[1, 63] = -np.inf
     binary, length = binary_body(("input", "FP32", inf_only))
-    with fails("inputs[0] ('input'): row 1 holds NaN, Inf or null"):
+    with raises_input_error("inputs[0] ('input'): row 1 holds NaN, Inf or null"):
         decode_infer_request(binary, length, SIG)
 
 
@@ -446,17 +456,17 @@ def test_nan_literals_and_nulls_follow_the_nan_policy() -> None:
         }
     ).encode()
     assert b"NaN" in literal
-    with fails("inputs[0] ('x'): row 1 holds NaN, Inf or null"):
+    with raises_input_error("inputs[0] ('x'): row 1 holds NaN, Inf or null"):
         decode_infer_request(literal, None, sig)
     allowed = decode_infer_request(literal, None, sig, nan_policy="allow").inputs["x"]
     assert allowed[0] == 1.0 and np.isnan(allowed[1]) and allowed[2] == -np.inf
     nulls = literal.replace(b"NaN", b"null").replace(b"-Infinity", b"2")
     assert np.isnan(decode_infer_request(nulls, None, sig, nan_policy="allow").inputs["x"][1])
-    with fails("inputs[1] ('ids'): INT64 needs integers; got null"):
+    with raises_input_error("inputs[1] ('ids'): INT64 needs integers; got null"):
         decode_infer_request(
             nulls.replace(b"[1, 2, 3]", b"[1, null, 3]"), None, sig, nan_policy="allow"
         )
-    with fails("the request body is not valid JSON"):
+    with raises_input_error("the request body is not valid JSON"):
         decode_infer_request(literal.replace(b"NaN", b"Nope"), None, sig)
 
 
@@ -496,20 +506,24 @@ def test_nan_literals_and_nulls_follow_the_nan_policy() -> None:
     ],
 )
 def test_malformed_requests_name_the_field(body: bytes, message: str) -> None:
-    with fails(message):
+    with raises_input_error(message):
         decode_infer_request(body, None, SIG)
 
 
 def test_binary_extension_sizes_are_checked() -> None:
     row = np.zeros((1, 64), np.float32)
     body, length = binary_body(("input", "FP32", row))
-    with fails("the body has 3 bytes after the last binary tensor"):
+    with raises_input_error("the body has 3 bytes after the last binary tensor"):
         decode_infer_request(body + b"xyz", length, SIG)
-    with fails("inputs[0] ('input'): binary_data_size is 256 but only 200 bytes of binary data"):
+    with raises_input_error(
+        "inputs[0] ('input'): binary_data_size is 256 but only 200 bytes of binary data"
+    ):
         decode_infer_request(body[:-56], length, SIG)
-    with fails("Inference-Header-Content-Length is 9999 but the body has"):
+    with raises_input_error("Inference-Header-Content-Length is 9999 but the body has"):
         decode_infer_request(body, 9999, SIG)
-    with fails("inputs[0] ('input'): parameters.binary_data_size is set but the request has no"):
+    with raises_input_error(
+        "inputs[0] ('input'): parameters.binary_data_size is set but the request has no"
+    ):
         decode_infer_request(body[:length], None, SIG)
     header = orjson.dumps(
         {
@@ -523,7 +537,9 @@ def test_binary_extension_sizes_are_checked() -> None:
             ]
         }
     )
-    with fails("inputs[0] ('input'): binary_data_size is 8 bytes; shape [1, 64] of FP32 needs 256"):
+    with raises_input_error(
+        "inputs[0] ('input'): binary_data_size is 8 bytes; shape [1, 64] of FP32 needs 256"
+    ):
         decode_infer_request(header + bytes(8), len(header), SIG)
 
 
@@ -542,13 +558,15 @@ def test_binary_bytes_elements_are_checked() -> None:
             ]
         }
     )
-    with fails("inputs[0] ('text'): BYTES element 0 claims 10 bytes but 3 are left"):
+    with raises_input_error("inputs[0] ('text'): BYTES element 0 claims 10 bytes but 3 are left"):
         decode_infer_request(header + cut, len(header), sig)
     body, length = binary_body(("text", "BYTES", np.array(["a", "b"], dtype=object)))
     document = orjson.loads(body[:length])
     document["inputs"][0]["shape"] = [3]
     header = orjson.dumps(document)
-    with fails("inputs[0] ('text'): the binary data holds 2 BYTES elements; shape [3] needs 3"):
+    with raises_input_error(
+        "inputs[0] ('text'): the binary data holds 2 BYTES elements; shape [3] needs 3"
+    ):
         decode_infer_request(header + body[length:], len(header), sig)
 
 
@@ -619,13 +637,13 @@ def test_inputs_by_name_for_a_multi_input_model() -> None:
     assert inputs["ids"].dtype == np.int64
     inputs, single = decode_predict_request(b'{"features": {"a": [1, 2], "ids": 7}}', sig)
     assert single is True and inputs["ids"].tolist() == [7] and inputs["a"].shape == (1, 2)
-    with fails("instances: the model has inputs 'a', 'ids'; send {\"inputs\""):
+    with raises_input_error("instances: the model has inputs 'a', 'ids'; send {\"inputs\""):
         decode_predict_request(b'{"instances": [[1, 2]]}', sig)
-    with fails("inputs: missing 'ids'"):
+    with raises_input_error("inputs: missing 'ids'"):
         decode_predict_request(b'{"inputs": {"a": [[1, 2]]}}', sig)
-    with fails("inputs: no input named 'b'"):
+    with raises_input_error("inputs: no input named 'b'"):
         decode_predict_request(b'{"inputs": {"a": [[1, 2]], "ids": [1], "b": [1]}}', sig)
-    with fails("inputs disagree on the batch size (axis 0): 'a' has 2, 'ids' has 1"):
+    with raises_input_error("inputs disagree on the batch size (axis 0): 'a' has 2, 'ids' has 1"):
         decode_predict_request(b'{"inputs": {"a": [[1, 2], [3, 4]], "ids": [7]}}', sig)
 
 
@@ -655,7 +673,7 @@ def test_inputs_by_name_for_a_multi_input_model() -> None:
     ],
 )
 def test_predict_errors_name_the_field(body: bytes, message: str) -> None:
-    with fails(message):
+    with raises_input_error(message):
         decode_predict_request(body, PREDICT_SIG)
 
 
@@ -663,7 +681,7 @@ def test_predict_with_text_and_integer_inputs() -> None:
     sig = signature(("text", "<U1", (-1,)))
     inputs, _ = decode_predict_request(b'{"instances": ["long text", "b"]}', sig)
     assert inputs["text"].tolist() == ["long text", "b"]
-    with fails("instances ('ids'): int64 needs integers; got 1.5"):
+    with raises_input_error("instances ('ids'): int64 needs integers; got 1.5"):
         decode_predict_request(b'{"instances": [1.5]}', signature(("ids", "int64", (-1,))))
 
 

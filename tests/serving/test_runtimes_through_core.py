@@ -103,4 +103,5 @@ def test_a_torch_seal_is_within_tolerance_at_every_batch_size_1_to_64(tmp_path: 
     assert result["concurrent"] == [True] * 64
     assert result["one_by_one"] == [True] * 64
     # The 64 concurrent requests ran as fewer batches than requests: they were merged.
-    assert 1 <= result["concurrent_batches"] < 64
+    assert result["concurrent_batches"] >= 1
+    assert result["concurrent_batches"] < 64
