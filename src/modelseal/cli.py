@@ -32,6 +32,7 @@ from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.runtimes.registry import available_runtimes, get_runtime
 from modelseal.seal.artifact import Seal, open_seal
 from modelseal.serving.config import DriftPolicy, LogFormat, NanPolicy, ServeConfig
+from modelseal.sources import resolve_source
 from modelseal.verify import diff_sources, verify
 
 EXIT_OK = 0
@@ -153,11 +154,13 @@ def pack_command(
 
 @app.command()
 def inspect(
-    seal_path: Annotated[Path, typer.Argument(metavar="SEAL", help="Seal folder or archive.")],
+    seal_path: Annotated[
+        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
+    ],
     as_json: JsonFlag = False,
 ) -> None:
     """Show a seal's manifest, files, digests and environment summary (checks every file)."""
-    seal = open_seal(seal_path)
+    seal = open_seal(resolve_source(seal_path))
     if as_json:
         print_json(inspect_data(seal))
         return
@@ -332,7 +335,9 @@ def demo(
 
 @app.command(name="verify")
 def verify_command(
-    source: Annotated[str, typer.Argument(metavar="SEAL", help="Seal folder or archive.")],
+    source: Annotated[
+        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
+    ],
     as_json: JsonFlag = False,
     strict_env: Annotated[
         bool, typer.Option("--strict-env", help="Exit 1 on critical environment drift too.")
@@ -357,7 +362,8 @@ def verify_command(
     if url is not None:
         _verify_remote(source, url, tolerance or [], as_json)
         return
-    report = verify(source, tolerance=tolerance or (), batch_sizes=batch_size or None)
+    seal = open_seal(resolve_source(source))
+    report = verify(seal, tolerance=tolerance or (), batch_sizes=batch_size or None)
     if as_json:
         print_json(report.model_dump(mode="json"))
     else:
@@ -370,7 +376,7 @@ def _verify_remote(source: str, url: str, tolerance: list[str], as_json: bool) -
     from modelseal.remote import verify_server
     from modelseal.reports import remote_view
 
-    report = verify_server(open_seal(source), url, tolerance=tolerance)
+    report = verify_server(open_seal(resolve_source(source)), url, tolerance=tolerance)
     if as_json:
         print_json(report.model_dump(mode="json"))
     else:
