@@ -69,6 +69,7 @@ def _endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
+        server.last_request_at = time.monotonic()
         try:
             response = await handler(request, server)
         except SealError as exc:

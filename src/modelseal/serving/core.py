@@ -85,6 +85,8 @@ class ModelServer:
         self.probe = InferenceProbe(self._probe_inference, config.probe_interval_s)
         self._probe_reference: NamedArrays | None = None
         self._startup: asyncio.Task[None] | None = None
+        self.last_request_at = time.monotonic()
+        """When the latest request arrived (monotonic); the drain waits for quiet."""
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -187,6 +189,15 @@ class ModelServer:
             self._startup.cancel()
         if self.batcher is not None:
             await self.batcher.drain()
+
+    async def wait_for_quiet(self, quiet_s: float, limit_s: float) -> None:
+        """Return once no request has arrived for ``quiet_s`` (or after ``limit_s``)."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            idle = time.monotonic() - self.last_request_at
+            if idle >= quiet_s:
+                return
+            await asyncio.sleep(quiet_s - idle)
 
     def _fail(self, reason: str) -> None:
         log.error(reason, extra=self._log_fields())

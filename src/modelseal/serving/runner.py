@@ -6,8 +6,8 @@ device. A corrupt seal or a missing GPU exits non-zero at once, naming what is w
 Drain: the first SIGTERM flips readiness to 503 and keeps serving for ``drain_seconds``
 (so load balancers and Kubernetes endpoints catch up), with ``Connection: close`` on every
 response so no idle keep-alive connection is left to reset. Then new requests get 503, the
-queue is finished, and the process exits 0. SIGINT (Ctrl-C) skips the window; a second
-signal exits at once.
+queue is finished, and once no request has come for a quarter second (at most 5 s more)
+the process exits 0. SIGINT (Ctrl-C) skips the window; a second signal exits at once.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from modelseal.sources import resolve_source
 
 log = get_logger("runner")
 GRACEFUL_SHUTDOWN_SECONDS = 30
+QUIET_SECONDS = 0.25
+LINGER_LIMIT_SECONDS = 5.0
 
 
 def preflight(source: str, config: ServeConfig) -> tuple[Seal, DeviceChoice]:
@@ -99,6 +101,9 @@ class DrainingServer(uvicorn.Server):
     async def _run_drain(self, window: float) -> None:
         self.model_server.begin_drain()
         await asyncio.sleep(window)
-        log.info("drain window over: finishing queued requests and stopping")
+        log.info("drain window over: finishing queued requests, answering 503 until quiet")
         await self.model_server.finish_drain()
+        # Closing the listening socket resets connections still in its accept backlog, so
+        # keep answering 503 until clients have stopped sending (bounded).
+        await self.model_server.wait_for_quiet(QUIET_SECONDS, LINGER_LIMIT_SECONDS)
         self.should_exit = True
