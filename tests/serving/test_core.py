@@ -99,3 +99,10 @@ def test_liveness_fails_when_a_batch_is_wedged(flaky_seal: tuple[Path, Path]) ->
         await server.finish_drain()
 
     asyncio.run(scenario())
+
+
+def test_every_route_served_is_known_to_the_metrics() -> None:
+    from modelseal.serving.app import _ROUTE_TABLE
+    from modelseal.serving.core import ROUTES
+
+    assert {path for _method, path, _handler in _ROUTE_TABLE} == set(ROUTES)

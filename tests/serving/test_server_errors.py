@@ -143,3 +143,12 @@ def test_schemathesis_finds_no_server_error(server: RunningServer, tmp_path: Pat
     assert tested is not None and tested.group(1) == tested.group(2), result.stdout[-2000:]
     assert int(tested.group(1)) >= 100
     assert httpx.get(server.url + "/v2/health/ready").status_code == 200
+
+
+def test_unknown_paths_and_methods_get_json_errors(server: RunningServer) -> None:
+    missing = httpx.get(server.url + "/v3/nothing")
+    assert missing.status_code == 404
+    assert "has no route" in missing.json()["error"]
+    wrong_method = httpx.get(server.url + "/predict")
+    assert wrong_method.status_code == 405
+    assert "GET /predict" in wrong_method.json()["error"]

@@ -61,7 +61,20 @@ def create_app(server: ModelServer) -> Starlette:
         yield
         await server.finish_drain()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: _no_such_route, 405: _no_such_route},
+    )
+
+
+async def _no_such_route(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 404)
+    verb = "has no route" if status == 404 else "does not take this method on"
+    message = (
+        f"{request.method} {request.url.path}: this server {verb} this path; see /openapi.json"
+    )
+    return _json({"error": message}, status)
 
 
 def _endpoint(
