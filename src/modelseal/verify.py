@@ -140,10 +140,7 @@ def verify(
     if loaded is not None:
         started = time.perf_counter()
         sizes = batch_sizes or (1, golden.rows)
-        try:
-            replays = replay_golden(loaded, golden, policies, sizes)
-        except Exception as exc:
-            failure = Failure(error_type=type(exc).__name__, message=str(exc))
+        replays, failure = replay_or_failure(loaded, golden, policies, sizes)
         timings["replay"] = time.perf_counter() - started
     return build_report(
         seal, golden, rows, replays, loaded, failure, load_warnings, device, timings
@@ -201,6 +198,19 @@ def replay_golden(
             )
             replays.append(OutputReplay(batch_size=batch_size, comparison=comparison))
     return replays
+
+
+def replay_or_failure(
+    loaded: Loaded,
+    golden: Golden,
+    policies: dict[str, TolerancePolicy],
+    batch_sizes: Sequence[int],
+) -> tuple[list[OutputReplay], Failure | None]:
+    """``replay_golden``, with a model that raises on its golden inputs as a ``Failure``."""
+    try:
+        return replay_golden(loaded, golden, policies, batch_sizes), None
+    except Exception as exc:
+        return [], _failure(exc)
 
 
 def predict_in_batches(loaded: Loaded, inputs: NamedArrays, batch_size: int) -> NamedArrays:

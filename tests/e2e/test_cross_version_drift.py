@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 
 from modelseal.environment.risk import Risk
 from modelseal.verify import Verdict, verify
+from tests.cli_process import run_modelseal
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
@@ -95,10 +95,7 @@ def test_the_cli_reports_load_failed_with_exit_1_and_no_traceback(legacy_seals: 
     if expected_verdict(legacy_seals / "boosting.seal")[0] is not Verdict.LOAD_FAILED:
         pytest.skip("this scikit-learn still loads the old boosting pickle")
     seal = legacy_seals / "boosting.seal"
-    result = subprocess.run(
-        [sys.executable, "-m", "modelseal", "verify", "--json", str(seal)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    result = run_modelseal("verify", "--json", str(seal))
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["verdict"] == "load-failed"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import tritonclient.http as triton
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelseal.golden import load_golden
+from tests.cli_process import run_modelseal
 from tests.serving.server import RunningServer, start_server
 
 pytestmark = pytest.mark.slow
@@ -122,11 +121,7 @@ def test_metrics_parse_and_hold_what_operators_need(server: RunningServer) -> No
 def test_verify_url_exits_0_against_the_matching_server(
     server: RunningServer, demo_seal_path: Path
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "modelseal", "verify", "--json", str(demo_seal_path),
-         "--url", server.url],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = run_modelseal("verify", "--json", str(demo_seal_path), "--url", server.url)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["verdict"] == "consistent"

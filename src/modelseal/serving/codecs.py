@@ -66,7 +66,6 @@ NanPolicy = Literal["reject", "allow"]
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _LENGTH = struct.Struct("<I")
 
-_TEXT_KINDS = TEXT_KINDS
 _NUMERIC_KINDS = "iuf"
 
 # Which kinds of array np.asarray may infer from JSON values, for each kind of target dtype.
@@ -397,7 +396,7 @@ def _declared_dtype(datatype: object, spec: TensorSpec, field: str) -> np.dtype[
 
 def _accepts(declared: np.dtype[Any], expected: np.dtype[Any]) -> bool:
     if declared.kind == "O":
-        return expected.kind in _TEXT_KINDS
+        return expected.kind in TEXT_KINDS
     if declared == expected:
         return True
     return (
@@ -586,7 +585,7 @@ def _rows_array(rows: object, spec: TensorSpec, field: str, nan_policy: NanPolic
     if not isinstance(rows, list):
         raise InputError(f"{field}: must be a list of rows")
     expected = spec.numpy_dtype
-    if expected.kind in _TEXT_KINDS:
+    if expected.kind in TEXT_KINDS:
         array = _to_spec_dtype(_strings_from_json(rows, field), spec, field)
     else:
         array = _numbers_from_json(rows, expected, _numpy_name(expected), field)
@@ -798,13 +797,13 @@ def _as_bytes(value: object) -> bytes:
 
 
 def _flat_json_values(array: Array, name: str) -> Array | list[str]:
-    if array.dtype.kind in _TEXT_KINDS:
+    if array.dtype.kind in TEXT_KINDS:
         return _output_texts(array, name)
     return _native(array).reshape(-1)
 
 
 def _prediction(array: Array, name: str, single: bool) -> Any:
-    if array.dtype.kind in _TEXT_KINDS:
+    if array.dtype.kind in TEXT_KINDS:
         values: Any = _object_array(_output_texts(array, name)).reshape(array.shape).tolist()
     else:
         values = _native(array)
@@ -829,7 +828,7 @@ def _native(array: Array) -> Array:
 
 
 def _tensor_bytes(array: Array) -> bytes:
-    if array.dtype.kind not in _TEXT_KINDS:
+    if array.dtype.kind not in TEXT_KINDS:
         return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
     parts: list[bytes] = []
     for value in array.reshape(-1).tolist():

@@ -30,14 +30,12 @@ from modelseal.serving.logs import get_logger
 from modelseal.serving.metrics import ServerMetrics
 from modelseal.types import NamedArrays
 from modelseal.verify import (
-    Failure,
-    OutputReplay,
     Verdict,
     VerifyReport,
     build_report,
     environment_rows,
     load_model,
-    replay_golden,
+    replay_or_failure,
     seal_policies,
 )
 
@@ -123,7 +121,10 @@ class ModelServer:
         self.health.to(State.VERIFYING, "comparing the environment and replaying golden inputs")
         current = await self._step("environment", timings, capture_environment)
         rows = await self._step("environment_diff", timings, environment_rows, self.seal, current)
-        replays, failure = await self._step("golden_replay", timings, self._replay, loaded)
+        replays, failure = await self._step(
+            "golden_replay", timings, replay_or_failure, loaded, self.golden, self.policies,
+            self.config.batch_sizes,
+        )  # fmt: skip
         self.report = build_report(
             self.seal, self.golden, rows, replays, loaded, failure, warnings,
             loaded.device, timings,
@@ -135,12 +136,6 @@ class ModelServer:
         await self._step_async("warm_up", timings, self._warm_up())
         self.health.to(State.READY, "verified and warm")
         log.info("ready", extra={**self._log_fields(), "device": loaded.device})
-
-    def _replay(self, loaded: Loaded) -> tuple[list[OutputReplay], Failure | None]:
-        try:
-            return replay_golden(loaded, self.golden, self.policies, self.config.batch_sizes), None
-        except Exception as exc:
-            return [], Failure(error_type=type(exc).__name__, message=str(exc))
 
     def _accept_report(self, report: VerifyReport) -> bool:
         drifted = report.verdict is not Verdict.CONSISTENT
