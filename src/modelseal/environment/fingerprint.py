@@ -4,10 +4,16 @@ Frameworks are never imported here: torch and onnxruntime are described from the
 installed metadata and files, and their live state (TF32 flags, providers, cuDNN as loaded)
 is read only when the process has already imported them, which it has at pack and serve
 time because the runtime loaded the model.
+
+The BLAS pools do not depend on what the process imported: numpy's BLAS is always loaded,
+and scipy's (the one scikit-learn's solvers and distances run on) is loaded here when scipy
+is installed. OpenMP runtimes are not recorded: which of them are loaded (scikit-learn's,
+torch's) depends only on what was imported; ``numerics_env`` records their thread settings.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import re
@@ -58,6 +64,9 @@ NUMERICS_CPU_FLAG = re.compile(
     r"^(sse4_1|sse4_2|avx|avx2|fma|f16c|avx_vnni|avx512\w*|amx\w*|asimd\w*|sve\w*|fphp|neon)$"
 )
 ONNXRUNTIME_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino")
+# Modules that load the BLAS of an installed numerical library (numpy's is always loaded).
+BLAS_LOADERS = {"scipy": "scipy.linalg"}
+SITE_FOLDERS = frozenset({"site-packages", "dist-packages"})
 
 
 def capture_environment() -> EnvironmentRecord:
@@ -135,7 +144,9 @@ def _read_proc_cpuinfo() -> tuple[str, set[str]]:
 
 
 def _threadpools() -> list[ThreadPool]:
-    return [
+    """The BLAS thread pools, the same whatever the process imported before (sorted)."""
+    _load_numerical_blas()
+    pools = [
         ThreadPool(
             user_api=str(pool.get("user_api")),
             internal_api=str(pool.get("internal_api")),
@@ -143,9 +154,33 @@ def _threadpools() -> list[ThreadPool]:
             num_threads=int(pool.get("num_threads") or 0),
             architecture=pool.get("architecture"),
             library=Path(str(pool.get("filepath", ""))).name,
+            owner=library_owner(str(pool.get("filepath", ""))),
         )
         for pool in threadpool_info()
+        if pool.get("user_api") == "blas"
     ]
+    return sorted(pools, key=lambda p: (p.owner or "", p.internal_api, p.library))
+
+
+def _load_numerical_blas() -> None:
+    for distribution, module in BLAS_LOADERS.items():
+        if distribution in sys.modules or find_spec(distribution) is None:
+            continue
+        try:
+            importlib.import_module(module)
+        except Exception:  # a broken install: record the BLAS that does load
+            continue
+
+
+def library_owner(filepath: str) -> str | None:
+    """The distribution whose folder holds a shared library (``numpy.libs/...`` -> numpy,
+    ``torch/lib/...`` -> torch), or None for one outside site-packages (a system library)."""
+    path = Path(filepath)
+    for index, part in enumerate(path.parts[:-2]):
+        if part in SITE_FOLDERS:
+            top = path.parts[index + 1]
+            return canonicalize_name(top.removesuffix(".libs"))
+    return None
 
 
 def _numerics_env() -> dict[str, str]:
