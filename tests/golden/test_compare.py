@@ -284,8 +284,10 @@ def test_ties_give_a_valid_overlap() -> None:
 
     assert same.passed
     assert same.topk_overlap_min == 1.0
-    assert tied.topk_overlap_min is not None
-    assert 0.0 <= tied.topk_overlap_min <= 1.0
+    # Ties rank by column: the expected top 3 is columns 0-2 in every row, and so is the
+    # actual one in rows 0 and 1; row 2 ranks columns 3-5 first.
+    assert tied.topk_overlap_min == 0.0
+    assert tied.topk_overlap_mean == pytest.approx(2 / 3)
 
 
 def test_loose_allclose_passes_where_topk_catches_reordered_near_ties() -> None:
@@ -528,7 +530,8 @@ def test_default_scores_policy_passes_a_different_summation_order(other_order: M
 
     comparison = _compare(golden, reordered, _scores_policy(golden))
 
-    assert not comparison.bitwise_equal  # the orders really do differ
+    if comparison.bitwise_equal:
+        pytest.skip("this machine's BLAS happens to sum in the other order too: nothing to show")
     assert comparison.max_abs_diff is not None
     assert 0 < comparison.max_abs_diff < 1e-4
     assert comparison.passed

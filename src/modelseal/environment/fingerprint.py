@@ -7,12 +7,13 @@ time because the runtime loaded the model.
 
 The BLAS pools do not depend on what the process imported: numpy's BLAS is always loaded,
 and scipy's (the one scikit-learn's solvers and distances run on) is loaded here when scipy
-is installed. OpenMP runtimes are not recorded: which of them are loaded (scikit-learn's,
+is installed: the library its wheel bundles, else by importing ``scipy.linalg``. OpenMP runtimes are not recorded: which of them are loaded (scikit-learn's,
 torch's) depends only on what was imported; ``numerics_env`` records their thread settings.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
 import platform
@@ -66,6 +67,7 @@ NUMERICS_CPU_FLAG = re.compile(
 ONNXRUNTIME_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino")
 # Modules that load the BLAS of an installed numerical library (numpy's is always loaded).
 BLAS_LOADERS = {"scipy": "scipy.linalg"}
+BUNDLED_BLAS_GLOB = "*openblas*"
 SITE_FOLDERS = frozenset({"site-packages", "dist-packages"})
 
 
@@ -164,12 +166,29 @@ def _threadpools() -> list[ThreadPool]:
 
 def _load_numerical_blas() -> None:
     for distribution, module in BLAS_LOADERS.items():
-        if distribution in sys.modules or find_spec(distribution) is None:
+        if module in sys.modules:
+            continue
+        spec = find_spec(distribution)
+        if spec is None or spec.origin is None or _load_bundled_blas(Path(spec.origin).parent):
             continue
         try:
             importlib.import_module(module)
         except Exception:  # a broken install: record the BLAS that does load
             continue
+
+
+def _load_bundled_blas(package: Path) -> bool:
+    """Load the BLAS a wheel bundles beside its package (``scipy.libs/``, ``scipy/.dylibs``)
+    as its extension modules would: milliseconds, where importing them takes most of a
+    second. False when there is none (a build that links a system BLAS)."""
+    folders = (package.with_name(f"{package.name}.libs"), package / ".dylibs")
+    libraries = sorted(lib for folder in folders for lib in folder.glob(BUNDLED_BLAS_GLOB))
+    try:
+        for library in libraries:
+            ctypes.CDLL(str(library))
+    except OSError:
+        return False
+    return bool(libraries)
 
 
 def library_owner(filepath: str) -> str | None:
