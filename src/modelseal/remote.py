@@ -73,10 +73,11 @@ class RemoteVerifyReport(BaseModel):
             return
         title = f"{self.seal.title} at {self.url}"
         if self.verdict is Verdict.WRONG_SEAL:
-            detail = self.failure.message if self.failure else "it serves another seal"
-            raise WrongSealError(f"{title}: {detail}", report=self)
+            served = self.server_seal_digest
+            detail = f"it serves seal {served[:12]}" if served else "it does not serve this model"
+            raise WrongSealError(f"{title}: wrong seal: {detail}", report=self)
         if self.failure is not None:
-            raise DriftError(f"{title}: the server failed: {self.failure.message}", report=self)
+            raise DriftError(f"{title}: the server answered an error", report=self)
         failed = sorted({r.comparison.name for r in self.golden if not r.comparison.passed})
         raise DriftError(f"{title}: drifted beyond tolerance on {', '.join(failed)}", report=self)
 

@@ -257,8 +257,11 @@ def remote_view(report: RemoteVerifyReport) -> RenderableType:
     seal = report.seal
     line = Text()
     line.append(report.verdict.value.upper(), style=VERDICT_STYLE[report.verdict])
-    where = "is not what" if report.verdict is Verdict.WRONG_SEAL else "as served at"
-    line.append(f"  {seal.name} {seal.version} (seal {seal.digest[:12]}) {where} {report.url}")
+    line.append(f"  {seal.name} {seal.version} (seal {seal.digest[:12]}) ")
+    if report.verdict is Verdict.WRONG_SEAL:
+        line.append(f"is not what {report.url} serves")
+    else:
+        line.append(f"as served at {report.url}")
     parts: list[RenderableType] = [line]
     if report.failure is not None:
         parts.append(Text(report.failure.message, style="red"))

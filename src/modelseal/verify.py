@@ -362,19 +362,21 @@ def explain_failures(replays: list[OutputReplay], golden_rows: int) -> list[str]
         if held:
             cause = (
                 f"bits differ between batch sizes {sizes} and {_sizes_text(held)}{size_of_golden}"
-                f", by at most {worst.max_ulp_diff} ULP: BLAS kernels pick a different blocking "
-                "for each batch size, so sums round differently and 'exact' can hold at one "
-                "batch size only"
+                f", by up to {worst.max_ulp_diff} ULP away from zero: BLAS kernels pick a "
+                "different blocking for each batch size, so sums round differently and 'exact' "
+                "can hold at one batch size only"
             )
         else:
             cause = (
-                f"bits differ from the golden at batch sizes {sizes}, by at most "
-                f"{worst.max_ulp_diff} ULP: a different BLAS build, thread count, CPU kernel "
-                "or library version rounds sums differently, and 'exact' tolerates no rounding"
+                f"bits differ from the golden at batch sizes {sizes}, by up to "
+                f"{worst.max_ulp_diff} ULP away from zero: a different BLAS build, thread count, "
+                "CPU kernel or library version rounds sums differently, and 'exact' tolerates "
+                "no rounding"
             )
         notes.append(
-            f"{name}: {cause}; compare with ulp:N or allclose:RTOL,ATOL instead "
-            f"(e.g. --tolerance {name}=ulp:{_ulp_suggestion(worst.max_ulp_diff)})"
+            f"{name}: {cause}. Compare with ulp:N or allclose:RTOL,ATOL instead (e.g. "
+            f"--tolerance {name}=ulp:{_ulp_suggestion(worst.max_ulp_diff)}; allclose, the "
+            "default for float outputs, also tolerates values near zero)"
         )
     return notes
 

@@ -1,4 +1,4 @@
-"""Capturing this process's environment fingerprint, fast and without side effects.
+"""Capturing this process's environment fingerprint, fast and importing no framework.
 
 Frameworks are never imported here: torch and onnxruntime are described from their
 installed metadata and files, and their live state (TF32 flags, providers, cuDNN as loaded)
@@ -7,8 +7,9 @@ time because the runtime loaded the model.
 
 The BLAS pools do not depend on what the process imported: numpy's BLAS is always loaded,
 and scipy's (the one scikit-learn's solvers and distances run on) is loaded here when scipy
-is installed: the library its wheel bundles, else by importing ``scipy.linalg``. OpenMP runtimes are not recorded: which of them are loaded (scikit-learn's,
-torch's) depends only on what was imported; ``numerics_env`` records their thread settings.
+is installed: the library its wheel bundles, else by importing ``scipy.linalg``. OpenMP
+runtimes are not recorded: which of them are loaded (scikit-learn's, torch's) depends only
+on what was imported; ``numerics_env`` records their thread settings.
 """
 
 from __future__ import annotations
