@@ -73,6 +73,8 @@ def test_the_steps_fill_one_verification_by_name(demo_seal_path: Path) -> None:
     loaded = verification.load()
     assert loaded is not None and loaded is verification.loaded
     assert verification.failure is None
+    with pytest.raises(ValueError, match="replay"):
+        verification.report()
     here = capture_environment()
     assert verification.diff_environment(here) == verification.environment
     replays = verification.replay()

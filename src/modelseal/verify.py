@@ -154,7 +154,7 @@ class Verification:
     environment: list[DiffRow] = field(default_factory=list)
     replays: list[OutputReplay] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    _load_ran: bool = field(default=False, init=False, repr=False)
+    _steps_run: set[str] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for size in self.batch_sizes or ():
@@ -187,7 +187,7 @@ class Verification:
 
         ``half``: half precision on the GPU, for runtimes that take it (torch)."""
         started = time.perf_counter()
-        self._load_ran = True
+        self._steps_run.add("load")
         runtime = get_runtime(self.seal.runtime, **({"half": True} if half else {}))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -218,6 +218,7 @@ class Verification:
         if self.loaded is None:
             raise ValueError("replay() needs a loaded model: run load() first")
         started = time.perf_counter()
+        self._steps_run.add("replay")
         sizes = self.batch_sizes or (1, self.golden.rows)
         try:
             self.replays = replay_golden(self.loaded, self.golden, self.policies, sizes)
@@ -227,8 +228,11 @@ class Verification:
         return self.replays
 
     def report(self) -> VerifyReport:
-        if not self._load_ran:
+        """The report of the steps run; load, and replay once the model loaded, must have."""
+        if "load" not in self._steps_run:
             raise ValueError("report() needs the load step: run load() first")
+        if self.loaded is not None and "replay" not in self._steps_run:
+            raise ValueError("report() needs the replay step once the model loaded")
         return VerifyReport(
             seal=SealSummary.of(self.seal),
             verdict=self._verdict(),
