@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import joblib
@@ -45,7 +46,30 @@ def test_inspect_exits_2_naming_the_digest_of_an_edited_manifest(seal_copy: Path
     result = modelseal("inspect", "--json", str(seal_copy))
     assert result.returncode == 2
     assert "digest" in result.stderr
-    assert result.stdout == ""
+    document = json.loads(result.stdout)
+    assert document["exit_code"] == 2
+    assert document["error"]["type"] == "IntegrityError"
+    assert "seal.json was edited after sealing" in document["error"]["message"]
+
+
+def test_inspect_lists_each_blas_pool_once_with_whose_copy_it_is(seal_copy: Path) -> None:
+    result = modelseal("inspect", str(seal_copy))
+    assert result.returncode == 0, result.stderr
+    packed_on = next(line for line in result.stdout.splitlines() if line.startswith("packed on"))
+    pools = json.loads((seal_copy / "environment.json").read_text())["threadpools"]
+    labels = {
+        f"{pool['internal_api']} {pool['version']} ({pool['owner']}) {pool['num_threads']} threads"
+        for pool in pools
+    }
+    assert {"numpy", "scipy"} <= {pool["owner"] for pool in pools}
+    for label in labels:
+        assert packed_on.count(label) == 1, (label, packed_on)
+
+
+def test_version_prints_the_package_version() -> None:
+    result = modelseal("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"modelseal {metadata.version('modelseal')}"
 
 
 def test_pack_from_files_then_inspect(demo_model: DemoModel, tmp_path: Path) -> None:

@@ -7,12 +7,16 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from modelseal.remote import RemoteVerifyReport
+from modelseal.reports import ErrorReport
 from modelseal.verify import DiffReport, VerifyReport
 
 HERE = Path(__file__).parent
 SCHEMAS: dict[str, type[BaseModel]] = {
     "verify-report.schema.json": VerifyReport,
+    "remote-verify-report.schema.json": RemoteVerifyReport,
     "diff-report.schema.json": DiffReport,
+    "error-report.schema.json": ErrorReport,
 }
 
 

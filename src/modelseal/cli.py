@@ -1,19 +1,23 @@
 """The ``modelseal`` command: parses, calls the API, prints. The only module that prints.
 
-Exit codes: 0 success / consistent, 1 drift beyond tolerance or a model that cannot load or
-run here, 2 a usage error or an unreadable, corrupt or unsafe seal.
+Exit codes (``EXIT_CODES`` maps every error to one): 0 success / consistent, 1 drift beyond
+tolerance or a model that cannot load or run here, 2 a usage error or an unreadable, corrupt
+or unsafe seal, 3 ``verify --url`` found the server serving another seal than the one given.
+A command given ``--json`` that fails before it has a report prints an ``ErrorReport``.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from modelseal._version import __version__
 from modelseal.environment.fingerprint import capture_environment
 from modelseal.errors import (
     DeviceError,
@@ -25,9 +29,16 @@ from modelseal.errors import (
     SealFormatError,
     SourceError,
     UsageError,
+    WrongSealError,
 )
 from modelseal.pack import pack
-from modelseal.reports import environment_rows_view, environment_view, seal_view, verify_view
+from modelseal.reports import (
+    ErrorReport,
+    diff_view,
+    environment_view,
+    seal_view,
+    verify_view,
+)
 from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.runtimes.registry import available_runtimes, get_runtime
 from modelseal.seal.artifact import Seal, open_seal
@@ -38,8 +49,10 @@ from modelseal.verify import diff_sources, verify
 EXIT_OK = 0
 EXIT_DRIFT = 1
 EXIT_UNUSABLE = 2
+EXIT_WRONG_SEAL = 3
 EXIT_CODES: dict[type[SealError], int] = {
     DriftError: EXIT_DRIFT,
+    WrongSealError: EXIT_WRONG_SEAL,
     RuntimeLoadError: EXIT_DRIFT,
     DeviceError: EXIT_DRIFT,
     IntegrityError: EXIT_UNUSABLE,
@@ -60,7 +73,25 @@ app = typer.Typer(
 stdout = Console(width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+@dataclass
+class Invocation:
+    """What the running command line asked for that matters once it has failed."""
+
+    json: bool = False
+
+
+invocation = Invocation()
+
+
+def _remember_json(value: bool) -> bool:
+    invocation.json = value
+    return value
+
+
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print JSON on stdout.", callback=_remember_json)
+]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,14 +101,23 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run one command line and return its exit code instead of exiting."""
+    invocation.json = False
     try:
         app(args=argv, prog_name="modelseal")
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else EXIT_UNUSABLE
     except SealError as exc:
+        code = exit_code_for(exc)
         stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        return exit_code_for(exc)
+        if invocation.json and not _reported(exc):
+            print_json(ErrorReport.of(exc, code).model_dump(mode="json"))
+        return code
     return EXIT_OK
+
+
+def _reported(error: SealError) -> bool:
+    """Whether the command printed the report this error carries before raising it."""
+    return isinstance(error, DriftError | WrongSealError) and error.report is not None
 
 
 def exit_code_for(error: SealError) -> int:
@@ -89,6 +129,24 @@ def exit_code_for(error: SealError) -> int:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        stdout.print(f"modelseal {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Seal a model with the environment it was validated in; verify and serve it."""
 
 
 @app.command()
@@ -348,19 +406,25 @@ def verify_command(
     ] = None,
     batch_size: Annotated[
         list[int] | None,
-        typer.Option(help="Replay batch sizes (default: 1 and all golden rows); repeatable."),
+        typer.Option(
+            help="Replay batch sizes, each >= 1 (default: 1 and all golden rows; with --url, "
+            "64); repeatable."
+        ),
     ] = None,
     show_all: Annotated[
         bool, typer.Option("--all", help="Show info rows (packages outside the lock) too.")
     ] = False,
     url: Annotated[
         str | None,
-        typer.Option(help="Check a running server instead: send it the golden inputs."),
+        typer.Option(
+            help="Check a running server instead (http://HOST:PORT; HOST:PORT means http): "
+            "send it the golden inputs. Exit 3 when it serves another seal."
+        ),
     ] = None,
 ) -> None:
     """Verify a seal here: integrity, environment drift, and a replay of its golden inputs."""
     if url is not None:
-        _verify_remote(source, url, tolerance or [], as_json)
+        _verify_remote(source, url, tolerance or [], batch_size, as_json)
         return
     seal = open_seal(resolve_source(source))
     report = verify(seal, tolerance=tolerance or (), batch_sizes=batch_size or None)
@@ -368,21 +432,22 @@ def verify_command(
         print_json(report.model_dump(mode="json"))
     else:
         stdout.print(verify_view(report, show_info=show_all))
-    if not report.passes(strict_env=strict_env):
-        raise typer.Exit(EXIT_DRIFT)
+    report.check(strict_env=strict_env)
 
 
-def _verify_remote(source: str, url: str, tolerance: list[str], as_json: bool) -> None:
+def _verify_remote(
+    source: str, url: str, tolerance: list[str], batch_sizes: list[int] | None, as_json: bool
+) -> None:
     from modelseal.remote import verify_server
     from modelseal.reports import remote_view
 
-    report = verify_server(open_seal(resolve_source(source)), url, tolerance=tolerance)
+    seal = open_seal(resolve_source(source))
+    report = verify_server(seal, url, tolerance=tolerance, batch_sizes=batch_sizes)
     if as_json:
         print_json(report.model_dump(mode="json"))
     else:
         stdout.print(remote_view(report))
-    if not report.consistent:
-        raise typer.Exit(EXIT_DRIFT)
+    report.check()
 
 
 @app.command()
@@ -393,10 +458,14 @@ def diff(
     show_all: Annotated[
         bool, typer.Option("--all", help="Show info rows (packages outside the lock) too.")
     ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 when any difference is critical.")
+    ] = False,
 ) -> None:
     """Rank the differences between two environments by numerical risk (A is the reference)."""
     report = diff_sources(packed, current)
     if as_json:
         print_json(report.model_dump(mode="json"))
-        return
-    stdout.print(environment_rows_view(report.rows, show_info=show_all))
+    else:
+        stdout.print(diff_view(report, show_info=show_all))
+    report.check(strict=strict)

@@ -6,6 +6,8 @@ The CLI maps these to exit codes (in ``cli.py``) and the server maps them to HTT
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 
 class SealError(Exception):
     """Base of every error modelseal raises on purpose."""
@@ -24,7 +26,13 @@ class UnsafeArchiveError(IntegrityError):
 
 
 class DriftError(SealError):
-    """The model or its environment drifted beyond the seal's tolerance."""
+    """The model does not reproduce here: its outputs drifted beyond the seal's tolerance, it
+    cannot load or run in this environment, or (when asked to be strict) the environment
+    drifted critically. ``report`` is the verification report that says how."""
+
+    def __init__(self, message: str, report: BaseModel | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class SourceError(SealError):
@@ -65,3 +73,24 @@ class RequestTooLargeError(SealError):
 
 class UsageError(SealError):
     """The caller asked for something that cannot be done as asked (bad option, bad value)."""
+
+
+class WrongSealError(SealError):
+    """A server serves another seal (or not this model at all) than the one it was checked
+    against. ``report`` is the remote verification report that says which."""
+
+    def __init__(self, message: str, report: BaseModel | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class ServerAnsweredError(SealError):
+    """A server was reached but answered with an HTTP error status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class IllegalTransitionError(SealError):
+    """A state change the server's health state machine does not allow (a bug in the caller)."""

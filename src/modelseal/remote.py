@@ -12,13 +12,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from modelseal.errors import SourceError
-from modelseal.golden.compare import compare_output
-from modelseal.golden.store import Golden, load_golden
+from modelseal.errors import (
+    DriftError,
+    ServerAnsweredError,
+    SourceError,
+    UsageError,
+    WrongSealError,
+)
+from modelseal.golden.store import Golden
 from modelseal.oip import DTYPES, datatype_of
 from modelseal.seal.artifact import Seal
 from modelseal.types import NamedArrays
@@ -28,18 +34,19 @@ from modelseal.verify import (
     OutputReplay,
     SealSummary,
     Verdict,
-    seal_policies,
+    Verification,
+    compare_replay,
+    verdict_of,
 )
 
 TIMEOUT_SECONDS = 60.0
-
-
-class ServerAnsweredError(Exception):
-    """The server answered with an HTTP error status (it is reachable but refused)."""
+DEFAULT_BATCH_SIZE = 64
+URL_SCHEMES = ("http", "https")
+NOT_FOUND = 404
 
 
 class RemoteVerifyReport(BaseModel):
-    """What ``modelseal verify --url`` found."""
+    """What ``modelseal verify --url`` found. ``--json`` prints exactly this (schema in docs/)."""
 
     schema_version: int = REPORT_SCHEMA_VERSION
     seal: SealSummary
@@ -47,7 +54,10 @@ class RemoteVerifyReport(BaseModel):
     server_seal_digest: str | None = Field(
         description="the digest the server reports on /seal, when it is a modelseal server"
     )
-    verdict: Verdict
+    verdict: Verdict = Field(
+        description="consistent, drift, run-failed (the server answered an error), or "
+        "wrong-seal (it serves another seal, or not this model at all)"
+    )
     golden: list[OutputReplay]
     golden_rows: int
     failure: Failure | None = None
@@ -57,46 +67,104 @@ class RemoteVerifyReport(BaseModel):
     def consistent(self) -> bool:
         return self.verdict is Verdict.CONSISTENT
 
+    def check(self) -> None:
+        """Raise ``WrongSealError`` or ``DriftError`` (carrying this report) unless consistent."""
+        if self.consistent:
+            return
+        title = f"{self.seal.title} at {self.url}"
+        if self.verdict is Verdict.WRONG_SEAL:
+            served = self.server_seal_digest
+            detail = f"it serves seal {served[:12]}" if served else "it does not serve this model"
+            raise WrongSealError(f"{title}: wrong seal: {detail}", report=self)
+        if self.failure is not None:
+            raise DriftError(f"{title}: the server answered an error", report=self)
+        failed = sorted({r.comparison.name for r in self.golden if not r.comparison.passed})
+        raise DriftError(f"{title}: drifted beyond tolerance on {', '.join(failed)}", report=self)
+
 
 def verify_server(
-    seal: Seal, url: str, *, tolerance: Sequence[str] = (), batch_size: int = 64
+    seal: Seal,
+    url: str,
+    *,
+    tolerance: Sequence[str] = (),
+    batch_sizes: Sequence[int] | None = None,
 ) -> RemoteVerifyReport:
     """Send the golden inputs to the server at ``url`` and compare what comes back.
 
-    Raises ``SourceError`` when the server cannot be reached at all; a server that answers
-    with an error (for example 404: it serves another model) is a ``run-failed`` verdict.
+    ``url`` is the server's base URL; without a scheme it is taken as ``http://``. A server
+    that reports another seal digest on ``/seal``, or answers 404 for this model's name and
+    version, is a ``wrong-seal`` verdict and gets no golden inputs; any other HTTP error is
+    ``run-failed``. Raises ``SourceError`` when the server cannot be reached at all and
+    ``UsageError`` for a URL that is not an http(s) base URL or a bad batch size.
     """
-    base = url.rstrip("/")
-    golden = load_golden(seal.golden_path)
-    policies = seal_policies(seal, tolerance)
+    base = server_base_url(url)
+    sizes = list(batch_sizes or (DEFAULT_BATCH_SIZE,))
+    verification = Verification.start(seal, tolerance=tolerance, batch_sizes=sizes)
     started = time.perf_counter()
     server_digest = _server_digest(base)
     replays: list[OutputReplay] = []
     failure: Failure | None = None
-    try:
-        outputs = _infer_all(base, seal, golden, batch_size)
-        for name, expected in golden.outputs.items():
-            actual = outputs.get(name, np.empty((0,)))
-            comparison = compare_output(name, expected, actual, policies[name])
-            replays.append(OutputReplay(batch_size=batch_size, comparison=comparison))
-    except ServerAnsweredError as exc:
-        failure = Failure(error_type="HTTPError", message=str(exc))
-    verdict = Verdict.RUN_FAILED if failure else _verdict(replays)
+    if server_digest is not None and server_digest != seal.digest:
+        verdict, failure = Verdict.WRONG_SEAL, _another_seal(seal, server_digest)
+    else:
+        verdict, failure, replays = _replay(base, verification, sorted(set(sizes)))
     return RemoteVerifyReport(
         seal=SealSummary.of(seal),
         url=base,
         server_seal_digest=server_digest,
         verdict=verdict,
         golden=replays,
-        golden_rows=golden.rows,
+        golden_rows=verification.golden.rows,
         failure=failure,
         timings={"remote_replay": round(time.perf_counter() - started, 6)},
     )
 
 
-def _verdict(replays: list[OutputReplay]) -> Verdict:
-    passed = all(replay.comparison.passed for replay in replays)
-    return Verdict.CONSISTENT if passed else Verdict.DRIFT
+def _another_seal(seal: Seal, server_digest: str) -> Failure:
+    return Failure(
+        error_type="WrongSeal",
+        message=f"the server serves seal {server_digest}, not {seal.name} {seal.version} "
+        f"(seal {seal.digest}); point --url at the deployment of this seal, or verify the "
+        "seal it serves",
+    )
+
+
+def _replay(
+    base: str, verification: Verification, sizes: list[int]
+) -> tuple[Verdict, Failure | None, list[OutputReplay]]:
+    seal, golden = verification.seal, verification.golden
+    replays: list[OutputReplay] = []
+    try:
+        for size in sizes:
+            outputs = _infer_all(base, seal, golden, size)
+            replays += compare_replay(golden, outputs, verification.policies, size)
+    except ServerAnsweredError as exc:
+        if exc.status != NOT_FOUND:
+            return Verdict.RUN_FAILED, Failure(error_type="HTTPError", message=str(exc)), []
+        message = (
+            f"{exc}; the server does not serve {seal.name} version {seal.version}: point "
+            "--url at the deployment of this seal"
+        )
+        return Verdict.WRONG_SEAL, Failure(error_type="HTTPError", message=message), []
+    return verdict_of(replays), None, replays
+
+
+def server_base_url(url: str) -> str:
+    """``url`` as an http(s) base URL without a trailing slash; ``HOST:PORT`` means http."""
+    text = url.strip()
+    candidate = text if "://" in text else f"http://{text}"
+    parts = urlsplit(candidate)
+    malformed = any(character.isspace() for character in text) or bool(parts.query)
+    if parts.scheme.lower() not in URL_SCHEMES or not parts.hostname or malformed:
+        raise UsageError(
+            f"--url {url!r}: expected the server's base URL, http://HOST:PORT or "
+            "https://HOST[:PORT] (HOST:PORT alone means http)"
+        )
+    try:
+        parts.port  # noqa: B018 - reading it validates the port
+    except ValueError as exc:
+        raise UsageError(f"--url {url!r}: {exc}; expected http://HOST:PORT") from None
+    return candidate.rstrip("/")
 
 
 def _infer_all(base: str, seal: Seal, golden: Golden, batch_size: int) -> NamedArrays:
@@ -122,12 +190,18 @@ def _infer(endpoint: str, inputs: NamedArrays) -> NamedArrays:
         ]
     }
     reply = _request(endpoint, json.dumps(body).encode())
-    return {
-        output["name"]: np.asarray(output["data"], dtype=DTYPES[output["datatype"]]).reshape(
-            output["shape"]
-        )
-        for output in reply["outputs"]
-    }
+    try:
+        return {
+            output["name"]: np.asarray(output["data"], dtype=DTYPES[output["datatype"]]).reshape(
+                output["shape"]
+            )
+            for output in reply["outputs"]
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SourceError(
+            f"{endpoint}: the answer is not an Open Inference Protocol v2 inference response "
+            f"({type(exc).__name__}: {exc}); is --url the base URL of a v2 server?"
+        ) from exc
 
 
 def _server_digest(base: str) -> str | None:
@@ -148,10 +222,14 @@ def _request(url: str, body: bytes | None) -> dict[str, Any]:
     )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            document: dict[str, Any] = json.loads(response.read())
+            document = json.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:500]
-        raise ServerAnsweredError(f"{url}: HTTP {exc.code}: {detail}") from exc
+        raise ServerAnsweredError(f"{url}: HTTP {exc.code}: {detail}", status=exc.code) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise SourceError(f"{url}: cannot reach the server: {exc}") from exc
+    except ValueError as exc:
+        raise SourceError(f"{url}: the server's answer is not JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise SourceError(f"{url}: the server's answer is not a JSON object")
     return document

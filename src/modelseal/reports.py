@@ -1,17 +1,51 @@
-"""Human-readable views (rich renderables) of what the CLI reports; it does the printing."""
+"""What the CLI reports: human-readable views (rich renderables) and the JSON error document.
+
+The CLI does the printing.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import BaseModel, Field
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from modelseal.environment.diff import DiffRow
-from modelseal.environment.record import EnvironmentRecord
+from modelseal.environment.record import EnvironmentRecord, ThreadPool
 from modelseal.environment.risk import Risk
+from modelseal.errors import SealError
 from modelseal.remote import RemoteVerifyReport
 from modelseal.seal.artifact import Seal
-from modelseal.verify import OutputReplay, Verdict, VerifyReport
+from modelseal.verify import (
+    HERE,
+    REPORT_SCHEMA_VERSION,
+    DiffReport,
+    OutputReplay,
+    Verdict,
+    VerifyReport,
+)
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="the error's class (IntegrityError, SealFormatError, ...)")
+    message: str = Field(description="what was wrong and what to do about it")
+
+
+class ErrorReport(BaseModel):
+    """What a command given ``--json`` prints on stdout when it fails before it has a report
+    (a corrupt seal, a bad option value, an unreachable server). Schema in docs/."""
+
+    schema_version: int = REPORT_SCHEMA_VERSION
+    error: ErrorDetail
+    exit_code: int = Field(description="the exit code the command ends with")
+
+    @classmethod
+    def of(cls, error: SealError, exit_code: int) -> ErrorReport:
+        return cls(
+            error=ErrorDetail(type=type(error).__name__, message=str(error)), exit_code=exit_code
+        )
 
 
 def environment_view(record: EnvironmentRecord, packages: bool) -> RenderableType:
@@ -30,9 +64,7 @@ def environment_view(record: EnvironmentRecord, packages: bool) -> RenderableTyp
     for pool in record.threadpools:
         arch = f", {pool.architecture}" if pool.architecture else ""
         table.add_row(
-            pool.user_api,
-            f"{pool.internal_api} {pool.version or '?'}{arch}, {pool.num_threads} threads "
-            f"({pool.library})",
+            pool.user_api, f"{pool.label}{arch}, {pool.num_threads} threads ({pool.library})"
         )
     for name, value in record.numerics_env.items():
         table.add_row("env", f"{name}={value}")
@@ -70,7 +102,7 @@ def seal_view(seal: Seal) -> RenderableType:
         "packed on",
         f"Python {environment.python.version}, {environment.platform.system} "
         f"{environment.platform.machine}, numpy {environment.numpy_version}, "
-        + ", ".join(f"{p.internal_api} {p.num_threads}t" for p in environment.blas),
+        + blas_summary(environment.blas),
     )
     head.add_row("lock", ", ".join(seal.lock_lines()))
 
@@ -93,12 +125,19 @@ def seal_view(seal: Seal) -> RenderableType:
     return Group(head, Text(""), signature, Text(""), files)
 
 
+def blas_summary(pools: list[ThreadPool]) -> str:
+    """``openblas 0.3.30 (numpy) 2 threads, ...``, each distinct pool once."""
+    described = dict.fromkeys(f"{pool.label} {pool.num_threads} threads" for pool in pools)
+    return ", ".join(described) or "no BLAS recorded"
+
+
 RISK_STYLE = {Risk.CRITICAL: "bold red", Risk.WARNING: "yellow", Risk.INFO: "dim"}
 VERDICT_STYLE = {
     Verdict.CONSISTENT: "bold green",
     Verdict.DRIFT: "bold red",
     Verdict.LOAD_FAILED: "bold red",
     Verdict.RUN_FAILED: "bold red",
+    Verdict.WRONG_SEAL: "bold magenta",
 }
 
 
@@ -110,6 +149,8 @@ def verify_view(report: VerifyReport, *, show_info: bool) -> RenderableType:
         parts.append(Text(f"warning while loading: {warning}", style="yellow"))
     if report.golden:
         parts += [Text(""), golden_table(report.golden, report.golden_rows)]
+    for note in report.notes:
+        parts.append(Text(f"note: {note}", style="yellow"))
     parts += [Text(""), environment_rows_view(report.environment, show_info=show_info)]
     bad_files = [f for f in report.files if not f.ok]
     files_line = f"files: {len(report.files)} checked, {len(bad_files)} failed"
@@ -169,12 +210,32 @@ def golden_table(replays: list[OutputReplay], rows: int) -> Table:
     return table
 
 
-def environment_rows_view(rows: list[DiffRow], *, show_info: bool) -> RenderableType:
+def diff_view(report: DiffReport, *, show_info: bool) -> RenderableType:
+    return environment_rows_view(report.rows, show_info=show_info, labels=diff_labels(report))
+
+
+def diff_labels(report: DiffReport) -> tuple[str, str]:
+    """Column titles for A and B: ``sealed``/``here`` for a seal against here, else names."""
+    if report.current == HERE and report.lock_from == report.packed:
+        return "sealed", "here"
+    first, second = _side_name(report.packed), _side_name(report.current)
+    if first == second:
+        return f"A {first}", f"B {second}"
+    return first, second
+
+
+def _side_name(source: str) -> str:
+    return "here" if source == HERE else (Path(source).name or source)
+
+
+def environment_rows_view(
+    rows: list[DiffRow], *, show_info: bool, labels: tuple[str, str] = ("sealed", "here")
+) -> RenderableType:
     shown = [row for row in rows if show_info or row.risk is not Risk.INFO]
     hidden = len(rows) - len(shown)
     if not rows:
         return Text("environment: identical in everything that was recorded", style="green")
-    table = Table("risk", "what", "sealed", "here", "why", title="environment differences")
+    table = Table("risk", "what", *labels, "why", title="environment differences")
     for row in shown:
         table.add_row(
             Text(row.risk.value, style=RISK_STYLE[row.risk]),
@@ -196,15 +257,12 @@ def remote_view(report: RemoteVerifyReport) -> RenderableType:
     seal = report.seal
     line = Text()
     line.append(report.verdict.value.upper(), style=VERDICT_STYLE[report.verdict])
-    line.append(f"  {seal.name} {seal.version} (seal {seal.digest[:12]}) served at {report.url}")
+    line.append(f"  {seal.name} {seal.version} (seal {seal.digest[:12]}) ")
+    if report.verdict is Verdict.WRONG_SEAL:
+        line.append(f"is not what {report.url} serves")
+    else:
+        line.append(f"as served at {report.url}")
     parts: list[RenderableType] = [line]
-    if report.server_seal_digest and report.server_seal_digest != seal.digest:
-        parts.append(
-            Text(
-                f"the server serves seal {report.server_seal_digest[:12]}, not this one",
-                style="yellow",
-            )
-        )
     if report.failure is not None:
         parts.append(Text(report.failure.message, style="red"))
     if report.golden:

@@ -1,7 +1,9 @@
 """Seal -> verification report: integrity, environment diff, load, golden replay, verdict.
 
-Each step is a function of its own so the server's start-up runs exactly these steps, one
-at a time, with its own logging in between; ``verify`` runs them all for the CLI and CI.
+One ``Verification`` holds what each step found, filled by name: ``start`` (golden data and
+tolerance policies), ``load``, ``diff_environment``, ``replay``; ``report()`` turns it into
+the ``VerifyReport``. ``verify`` runs every step for the CLI and CI; the server's start-up
+runs the same steps one at a time, each in a thread, with its own logging in between.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
@@ -19,16 +22,23 @@ from modelseal.environment.diff import DiffRow, diff_environments, parse_lock
 from modelseal.environment.fingerprint import capture_environment
 from modelseal.environment.record import EnvironmentRecord
 from modelseal.environment.risk import Risk
-from modelseal.errors import RuntimeLoadError, SealError, SealFormatError
+from modelseal.errors import DriftError, RuntimeLoadError, SealError, SealFormatError, UsageError
 from modelseal.golden.compare import OutputComparison, compare_output
 from modelseal.golden.store import Golden, load_golden
-from modelseal.golden.tolerance import TolerancePolicy, parse_policy, parse_tolerance_options
+from modelseal.golden.tolerance import (
+    Exact,
+    TolerancePolicy,
+    parse_policy,
+    parse_tolerance_options,
+)
 from modelseal.runtimes.base import Loaded
 from modelseal.runtimes.registry import get_runtime
 from modelseal.seal.artifact import Seal, open_seal
 from modelseal.types import NamedArrays
 
 REPORT_SCHEMA_VERSION = 1
+ROUNDING_ULPS = 1024
+"""Differences up to this many ULPs are rounding (summation order), not a changed model."""
 
 
 class Verdict(str, Enum):
@@ -36,6 +46,8 @@ class Verdict(str, Enum):
     DRIFT = "drift"
     LOAD_FAILED = "load-failed"
     RUN_FAILED = "run-failed"
+    WRONG_SEAL = "wrong-seal"
+    """Only from ``verify --url``: the server serves another seal, or not this model."""
 
 
 class SealSummary(BaseModel):
@@ -54,6 +66,10 @@ class SealSummary(BaseModel):
             digest=seal.digest,
             source=seal.source,
         )
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} {self.version}"
 
 
 class FileIntegrity(BaseModel):
@@ -95,6 +111,10 @@ class VerifyReport(BaseModel):
     device: str
     failure: Failure | None = None
     load_warnings: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what a failure most likely means and what to do, where that is known",
+    )
     timings: dict[str, float] = Field(description="seconds spent in each step")
 
     @property
@@ -107,6 +127,139 @@ class VerifyReport(BaseModel):
             return False
         return not (strict_env and self.environment_risk is Risk.CRITICAL)
 
+    def check(self, *, strict_env: bool) -> None:
+        """Raise ``DriftError`` carrying this report unless it ``passes``."""
+        if self.passes(strict_env=strict_env):
+            return
+        raise DriftError(f"{self.seal.title}: {_verdict_summary(self)}", report=self)
+
+
+@dataclass
+class Verification:
+    """One verification of one seal, filled step by step (see the module's docstring).
+
+    Build it with ``start`` (or directly from an already loaded golden and policies), then
+    run ``load``, ``diff_environment`` and, when the model loaded, ``replay``.
+    """
+
+    seal: Seal
+    golden: Golden
+    policies: dict[str, TolerancePolicy]
+    device: str = "cpu"
+    batch_sizes: Sequence[int] | None = None
+    """Replay batch sizes; None: one row at a time and all golden rows at once."""
+    loaded: Loaded | None = None
+    failure: Failure | None = None
+    load_warnings: list[str] = field(default_factory=list)
+    environment: list[DiffRow] = field(default_factory=list)
+    replays: list[OutputReplay] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    _steps_run: set[str] = field(default_factory=set, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for size in self.batch_sizes or ():
+            if size < 1:
+                raise UsageError(
+                    f"batch size {size}: a replay batch size is a whole number >= 1 "
+                    f"(the golden data has {self.golden.rows} rows)"
+                )
+
+    @classmethod
+    def start(
+        cls,
+        seal: Seal,
+        *,
+        tolerance: Sequence[str] = (),
+        batch_sizes: Sequence[int] | None = None,
+        device: str = "cpu",
+    ) -> Verification:
+        """Read the golden data and the tolerance policies (with ``--tolerance`` overrides)."""
+        return cls(
+            seal=seal,
+            golden=load_golden(seal.golden_path),
+            policies=seal_policies(seal, tolerance),
+            device=device,
+            batch_sizes=batch_sizes,
+        )
+
+    def load(self, *, half: bool = False) -> Loaded | None:
+        """Load the sealed model on ``device``; a failure becomes ``failure``, not an error.
+
+        ``half``: half precision on the GPU, for runtimes that take it (torch)."""
+        started = time.perf_counter()
+        self._steps_run.add("load")
+        runtime = get_runtime(self.seal.runtime, **({"half": True} if half else {}))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                self.loaded = runtime.load(self.seal.model_dir, self.device)
+            except SealError as exc:
+                if not isinstance(exc, RuntimeLoadError):
+                    raise
+                self.failure = _failure(exc)
+            except Exception as exc:
+                self.failure = _failure(exc)
+        self.load_warnings = _warning_texts(caught)
+        self.timings["load"] = time.perf_counter() - started
+        return self.loaded
+
+    def diff_environment(self, current: EnvironmentRecord | None = None) -> list[DiffRow]:
+        """Rank the differences from the packing environment to ``current`` (default: here)."""
+        started = time.perf_counter()
+        here = capture_environment() if current is None else current
+        self.environment = environment_rows(self.seal, here)
+        self.timings["environment"] = time.perf_counter() - started
+        return self.environment
+
+    def replay(self) -> list[OutputReplay]:
+        """Run the golden inputs through the loaded model at each batch size and compare.
+
+        A model that raises on its golden inputs becomes ``failure`` (verdict run-failed)."""
+        if self.loaded is None:
+            raise ValueError("replay() needs a loaded model: run load() first")
+        started = time.perf_counter()
+        self._steps_run.add("replay")
+        sizes = self.batch_sizes or (1, self.golden.rows)
+        try:
+            self.replays = replay_golden(self.loaded, self.golden, self.policies, sizes)
+        except Exception as exc:
+            self.replays, self.failure = [], _failure(exc)
+        self.timings["replay"] = time.perf_counter() - started
+        return self.replays
+
+    def report(self) -> VerifyReport:
+        """The report of the steps run; load, and replay once the model loaded, must have."""
+        if "load" not in self._steps_run:
+            raise ValueError("report() needs the load step: run load() first")
+        if self.loaded is not None and "replay" not in self._steps_run:
+            raise ValueError("report() needs the replay step once the model loaded")
+        return VerifyReport(
+            seal=SealSummary.of(self.seal),
+            verdict=self._verdict(),
+            environment_risk=highest_risk(self.environment),
+            files=[
+                FileIntegrity(
+                    path=check.path, ok=check.ok, sha256=check.actual_sha256, problem=check.problem
+                )
+                for check in self.seal.file_checks
+            ],
+            environment=self.environment,
+            golden=self.replays,
+            golden_rows=self.golden.rows,
+            device=self.loaded.device if self.loaded is not None else self.device,
+            failure=self.failure,
+            load_warnings=self.load_warnings,
+            notes=explain_failures(self.replays, self.golden.rows),
+            timings={step: round(seconds, 6) for step, seconds in self.timings.items()},
+        )
+
+    def _verdict(self) -> Verdict:
+        if self.loaded is None:
+            return Verdict.LOAD_FAILED
+        if self.failure is not None:
+            return Verdict.RUN_FAILED
+        return verdict_of(self.replays)
+
 
 def verify(
     source: str | Path | Seal,
@@ -117,34 +270,22 @@ def verify(
 ) -> VerifyReport:
     """Verify a seal here: integrity, environment, load, replay of the golden inputs.
 
-    Raises ``IntegrityError``/``SealFormatError`` for a seal that cannot be trusted; a model
-    that cannot load or run here is a verdict (``load-failed``/``run-failed``), not an error.
-    ``batch_sizes``: replay sizes; by default one row at a time and all rows at once.
+    Raises ``IntegrityError``/``SealFormatError`` for a seal that cannot be trusted and
+    ``UsageError`` for a bad tolerance or batch size; a model that cannot load or run here is
+    a verdict (``load-failed``/``run-failed``), not an error. ``batch_sizes``: replay sizes;
+    by default one row at a time and all rows at once.
     """
-    timings: dict[str, float] = {}
     started = time.perf_counter()
     seal = source if isinstance(source, Seal) else open_seal(source)
-    golden = load_golden(seal.golden_path)
-    policies = seal_policies(seal, tolerance)
-    timings["open"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    loaded, failure, load_warnings = load_model(seal, device)
-    timings["load"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    rows = environment_rows(seal, capture_environment())
-    timings["environment"] = time.perf_counter() - started
-
-    replays: list[OutputReplay] = []
-    if loaded is not None:
-        started = time.perf_counter()
-        sizes = batch_sizes or (1, golden.rows)
-        replays, failure = replay_or_failure(loaded, golden, policies, sizes)
-        timings["replay"] = time.perf_counter() - started
-    return build_report(
-        seal, golden, rows, replays, loaded, failure, load_warnings, device, timings
+    verification = Verification.start(
+        seal, tolerance=tolerance, batch_sizes=batch_sizes, device=device
     )
+    verification.timings["open"] = time.perf_counter() - started
+    verification.load()
+    verification.diff_environment()
+    if verification.loaded is not None:
+        verification.replay()
+    return verification.report()
 
 
 def seal_policies(seal: Seal, overrides: Sequence[str] = ()) -> dict[str, TolerancePolicy]:
@@ -152,26 +293,6 @@ def seal_policies(seal: Seal, overrides: Sequence[str] = ()) -> dict[str, Tolera
     policies = {name: parse_policy(text) for name, text in seal.manifest.tolerance.items()}
     policies.update(parse_tolerance_options(list(overrides), seal.signature.output_names))
     return policies
-
-
-def load_model(
-    seal: Seal, device: str, *, half: bool = False
-) -> tuple[Loaded | None, Failure | None, list[str]]:
-    """Load the sealed model; a failure (and any warnings, e.g. version skew) is returned.
-
-    ``half``: half precision on the GPU, for runtimes that take it (torch)."""
-    runtime = get_runtime(seal.runtime, **({"half": True} if half else {}))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            loaded = runtime.load(seal.model_dir, device)
-        except SealError as exc:
-            if not isinstance(exc, RuntimeLoadError):
-                raise
-            return None, _failure(exc), _warning_texts(caught)
-        except Exception as exc:
-            return None, _failure(exc), _warning_texts(caught)
-    return loaded, None, _warning_texts(caught)
 
 
 def environment_rows(seal: Seal, current: EnvironmentRecord) -> list[DiffRow]:
@@ -188,29 +309,23 @@ def replay_golden(
     replays = []
     for batch_size in sorted(set(batch_sizes)):
         outputs = predict_in_batches(loaded, golden.inputs, batch_size)
-        for name, expected in golden.outputs.items():
-            actual = outputs.get(name)
-            comparison = compare_output(
-                name,
-                expected,
-                actual if actual is not None else np.empty((0,)),
-                policies[name],
-            )
-            replays.append(OutputReplay(batch_size=batch_size, comparison=comparison))
+        replays += compare_replay(golden, outputs, policies, batch_size)
     return replays
 
 
-def replay_or_failure(
-    loaded: Loaded,
-    golden: Golden,
-    policies: dict[str, TolerancePolicy],
-    batch_sizes: Sequence[int],
-) -> tuple[list[OutputReplay], Failure | None]:
-    """``replay_golden``, with a model that raises on its golden inputs as a ``Failure``."""
-    try:
-        return replay_golden(loaded, golden, policies, batch_sizes), None
-    except Exception as exc:
-        return [], _failure(exc)
+def compare_replay(
+    golden: Golden, outputs: NamedArrays, policies: dict[str, TolerancePolicy], batch_size: int
+) -> list[OutputReplay]:
+    """Compare the outputs of one replay with the golden ones; a missing output fails."""
+    return [
+        OutputReplay(
+            batch_size=batch_size,
+            comparison=compare_output(
+                name, expected, outputs.get(name, np.empty((0,))), policies[name]
+            ),
+        )
+        for name, expected in golden.outputs.items()
+    ]
 
 
 def predict_in_batches(loaded: Loaded, inputs: NamedArrays, batch_size: int) -> NamedArrays:
@@ -223,47 +338,80 @@ def predict_in_batches(loaded: Loaded, inputs: NamedArrays, batch_size: int) -> 
     return {name: np.concatenate(parts) for name, parts in chunks.items()}
 
 
-def build_report(
-    seal: Seal,
-    golden: Golden,
-    rows: list[DiffRow],
-    replays: list[OutputReplay],
-    loaded: Loaded | None,
-    failure: Failure | None,
-    load_warnings: list[str],
-    device: str,
-    timings: dict[str, float],
-) -> VerifyReport:
-    return VerifyReport(
-        seal=SealSummary.of(seal),
-        verdict=_verdict(loaded, failure, replays),
-        environment_risk=min((row.risk for row in rows), key=lambda r: r.rank, default=None),
-        files=[
-            FileIntegrity(
-                path=check.path, ok=check.ok, sha256=check.actual_sha256, problem=check.problem
+def verdict_of(replays: list[OutputReplay]) -> Verdict:
+    """Consistent when every comparison passed, else drift."""
+    passed = all(replay.comparison.passed for replay in replays)
+    return Verdict.CONSISTENT if passed else Verdict.DRIFT
+
+
+def highest_risk(rows: list[DiffRow]) -> Risk | None:
+    return min((row.risk for row in rows), key=lambda risk: risk.rank, default=None)
+
+
+def explain_failures(replays: list[OutputReplay], golden_rows: int) -> list[str]:
+    """Notes for ``exact`` failures that are rounding: bits that depend on the batch size
+    or the environment, which ``exact`` cannot tolerate and ``ulp``/``allclose`` can."""
+    notes = []
+    by_output: dict[str, list[OutputReplay]] = {}
+    for replay in replays:
+        by_output.setdefault(replay.comparison.name, []).append(replay)
+    for name, runs in by_output.items():
+        failed = [run for run in runs if _rounding_breaks_exact(run.comparison)]
+        if not failed:
+            continue
+        held = sorted(run.batch_size for run in runs if run.comparison.bitwise_equal)
+        worst = max(failed, key=lambda run: run.comparison.max_ulp_diff or 0).comparison
+        sizes = _sizes_text(sorted(run.batch_size for run in failed))
+        size_of_golden = f" (the golden outputs were recorded with all {golden_rows} rows at once)"
+        if held:
+            cause = (
+                f"bits differ between batch sizes {sizes} and {_sizes_text(held)}{size_of_golden}"
+                f", by up to {worst.max_ulp_diff} ULP away from zero: BLAS kernels pick a "
+                "different blocking for each batch size, so sums round differently and 'exact' "
+                "can hold at one batch size only"
             )
-            for check in seal.file_checks
-        ],
-        environment=rows,
-        golden=replays,
-        golden_rows=golden.rows,
-        device=loaded.device if loaded is not None else device,
-        failure=failure,
-        load_warnings=load_warnings,
-        timings={step: round(seconds, 6) for step, seconds in timings.items()},
+        else:
+            cause = (
+                f"bits differ from the golden at batch sizes {sizes}, by up to "
+                f"{worst.max_ulp_diff} ULP away from zero: a different BLAS build, thread count, "
+                "CPU kernel or library version rounds sums differently, and 'exact' tolerates "
+                "no rounding"
+            )
+        notes.append(
+            f"{name}: {cause}. Compare with ulp:N or allclose:RTOL,ATOL instead (e.g. "
+            f"--tolerance {name}=ulp:{_ulp_suggestion(worst.max_ulp_diff)}; allclose, the "
+            "default for float outputs, also tolerates values near zero)"
+        )
+    return notes
+
+
+def _rounding_breaks_exact(comparison: OutputComparison) -> bool:
+    exact_failed = any(
+        check.check == str(Exact()) and not check.passed for check in comparison.checks
     )
+    ulps = comparison.max_ulp_diff
+    return exact_failed and ulps is not None and 0 < ulps <= ROUNDING_ULPS
 
 
-def _verdict(
-    loaded: Loaded | None, failure: Failure | None, replays: list[OutputReplay]
-) -> Verdict:
-    if loaded is None:
-        return Verdict.LOAD_FAILED
-    if failure is not None:
-        return Verdict.RUN_FAILED
-    if all(replay.comparison.passed for replay in replays):
-        return Verdict.CONSISTENT
-    return Verdict.DRIFT
+def _ulp_suggestion(worst: int | None) -> int:
+    """A round bound with headroom above what was seen: 4x, up to the next power of two."""
+    needed = max(4 * (worst or 1), 16)
+    return 1 << (needed - 1).bit_length()
+
+
+def _sizes_text(sizes: list[int]) -> str:
+    return ", ".join(str(size) for size in sizes)
+
+
+def _verdict_summary(report: VerifyReport) -> str:
+    if report.verdict is Verdict.DRIFT:
+        failed = sorted({r.comparison.name for r in report.golden if not r.comparison.passed})
+        return f"drifted beyond tolerance on {', '.join(failed)}"
+    if report.failure is not None:
+        stage = "load" if report.verdict is Verdict.LOAD_FAILED else "run on its golden inputs"
+        return f"cannot {stage} here ({report.failure.error_type}: {report.failure.message})"
+    critical = [row.subject for row in report.environment if row.risk is Risk.CRITICAL]
+    return f"critical environment drift (--strict-env): {', '.join(critical)}"
 
 
 def _failure(exc: BaseException) -> Failure:
@@ -289,6 +437,16 @@ class DiffReport(BaseModel):
     counts: dict[Risk, int]
     rows: list[DiffRow]
 
+    def check(self, *, strict: bool) -> None:
+        """With ``strict``, raise ``DriftError`` carrying this report on any critical row."""
+        critical = [row.subject for row in self.rows if row.risk is Risk.CRITICAL]
+        if strict and critical:
+            raise DriftError(
+                f"critical environment drift from {self.packed} to {self.current} (--strict): "
+                f"{', '.join(critical)}",
+                report=self,
+            )
+
 
 HERE = "-"
 
@@ -303,7 +461,7 @@ def diff_sources(packed: str, current: str) -> DiffReport:
         packed=packed,
         current=current,
         lock_from=lock_from if lock is not None else None,
-        highest_risk=min((row.risk for row in rows), key=lambda r: r.rank, default=None),
+        highest_risk=highest_risk(rows),
         counts={risk: sum(row.risk is risk for row in rows) for risk in Risk},
         rows=rows,
     )

@@ -16,6 +16,7 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
+from modelseal.golden.tolerance import AllClose, parse_policy
 from tests.cli_process import run_modelseal
 from tests.conftest import mlp_weights
 
@@ -93,15 +94,22 @@ def test_benign_blas_changes_verify_as_consistent_with_differences_reported(
     assert any(s.startswith("blas openblas num_threads") for s in subjects)
 
     golden = np.load(seal / "golden.npz")["outputs/scores"]
+    (close, *_) = parse_policy(
+        json.loads((seal / "seal.json").read_text())["tolerance"]["scores"]
+    ).checks
+    assert isinstance(close, AllClose)
+    allowed = close.atol + close.rtol * np.abs(golden.astype(np.float64))
     here = independent_replay(verified_with, weights, golden_inputs)
     by_batch = {r["batch_size"]: r["comparison"] for r in report["golden"]}
     for batch_size, key in ((64, "batch"), (1, "rows")):
-        actual = np.asarray(here[key], dtype=np.float32)
+        # Which bits change depends on this machine's BLAS kernels, so nothing here is
+        # compared bitwise: an independent replay under the same settings is within the
+        # sealed policy (so "consistent" is the right verdict), and the report's own
+        # measures agree with each other and with that policy.
+        actual = np.asarray(here[key], dtype=np.float64)
+        assert np.all(np.abs(actual - golden) <= allowed)
         comparison = by_batch[batch_size]
-        assert comparison["bitwise_equal"] == bool(np.array_equal(actual, golden))
-        assert comparison["max_abs_diff"] == pytest.approx(float(np.max(np.abs(actual - golden))))
-        assert comparison["passed"]
-    # One row at a time sums in another order than the sealed batch of 64: the report
-    # shows that difference rather than hiding it, and it stays inside the tolerance.
-    assert not by_batch[1]["bitwise_equal"]
-    assert by_batch[1]["max_ulp_diff"] > 0
+        assert comparison["passed"] and comparison["rows_out_of_tolerance"] == 0
+        assert comparison["max_abs_diff"] <= float(allowed.max())
+        assert comparison["bitwise_equal"] == (comparison["max_abs_diff"] == 0)
+        assert comparison["max_ulp_diff"] is not None

@@ -73,7 +73,10 @@ def test_replay_verdict_matches_an_independent_computation(legacy_seals: Path, m
     assert report.verdict is verdict, report.failure
     full_batch = {r.comparison.name: r.comparison for r in report.golden if r.batch_size == 64}
     for output, max_diff in diffs.items():
-        assert full_batch[output].max_abs_diff == pytest.approx(max_diff, rel=1e-9, abs=1e-300)
+        # Two predictions of the same rows need not agree in their last bits: compare the
+        # measured difference far below the policy's ATOL, not bitwise.
+        measured = full_batch[output].max_abs_diff
+        assert measured == pytest.approx(max_diff, rel=1e-6, abs=ATOL * 1e-3)
     if verdict is Verdict.LOAD_FAILED:
         assert report.failure is not None and report.golden == []
 

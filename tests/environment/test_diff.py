@@ -50,6 +50,7 @@ def blas(
     version: str | None = "0.3.27",
     num_threads: int = 8,
     architecture: str | None = "Haswell",
+    owner: str | None = None,
 ) -> ThreadPool:
     return ThreadPool(
         user_api="blas",
@@ -58,6 +59,7 @@ def blas(
         num_threads=num_threads,
         architecture=architecture,
         library=f"lib{vendor}.so",
+        owner=owner,
     )
 
 
@@ -316,12 +318,38 @@ def test_a_second_blas_vendor_is_critical(here: EnvironmentRecord) -> None:
     assert (row.packed, row.current, row.risk) == ("openblas", "mkl, openblas", Risk.CRITICAL)
 
 
-def test_openmp_thread_count_change_is_info(here: EnvironmentRecord) -> None:
+def test_openmp_pools_of_older_records_are_not_compared(here: EnvironmentRecord) -> None:
+    # Whether an OpenMP runtime was loaded depended on what the process had imported.
     packed = here.model_copy(update={"threadpools": [blas(), openmp(8)]})
+    assert diff_environments(packed, here.model_copy(update={"threadpools": [blas()]}), None) == []
     current = here.model_copy(update={"threadpools": [blas(), openmp(2)]})
-    row = only_row(diff_environments(packed, current, None))
-    assert (row.category, row.risk) == ("blas", Risk.INFO)
-    assert "num_threads" in row.subject
+    assert diff_environments(packed, current, None) == []
+
+
+def test_blas_values_name_whose_copy_changed_when_both_records_know(
+    here: EnvironmentRecord,
+) -> None:
+    packed = [blas(version="0.3.30", owner="numpy"), blas(version="0.3.31", owner="scipy")]
+    current = [blas(version="0.3.30", owner="numpy"), blas(version="0.3.32", owner="scipy")]
+    row = only_row(
+        diff_environments(
+            here.model_copy(update={"threadpools": packed}),
+            here.model_copy(update={"threadpools": current}),
+            None,
+        )
+    )
+    assert row.subject == "blas openblas version"
+    assert (row.packed, row.current) == (
+        "0.3.30 (numpy), 0.3.31 (scipy)",
+        "0.3.30 (numpy), 0.3.32 (scipy)",
+    )
+    assert row.risk is Risk.WARNING
+
+
+def test_blas_values_stay_plain_against_a_record_without_owners(here: EnvironmentRecord) -> None:
+    old = here.model_copy(update={"threadpools": [blas(version="0.3.30")]})
+    new = here.model_copy(update={"threadpools": [blas(version="0.3.30", owner="numpy")]})
+    assert diff_environments(old, new, None) == []
 
 
 def test_numerics_env_changes_are_warnings(here: EnvironmentRecord) -> None:

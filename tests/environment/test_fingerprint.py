@@ -9,9 +9,10 @@ import sys
 from importlib import metadata
 
 import numpy as np
+import pytest
 from threadpoolctl import threadpool_info
 
-from modelseal.environment.fingerprint import capture_environment
+from modelseal.environment.fingerprint import capture_environment, library_owner
 
 
 def test_the_record_describes_this_interpreter() -> None:
@@ -28,15 +29,65 @@ def test_the_record_describes_this_interpreter() -> None:
 
 def test_blas_pools_are_the_ones_threadpoolctl_sees() -> None:
     record = capture_environment()
-    expected = sorted((p["internal_api"], p["num_threads"]) for p in threadpool_info())
-    assert sorted((p.internal_api, p.num_threads) for p in record.threadpools) == expected
-    assert record.blas, "numpy always loads a BLAS"
+    expected = sorted(
+        (p["internal_api"], p["version"], p["num_threads"])
+        for p in threadpool_info()
+        if p["user_api"] == "blas"
+    )
+    assert sorted((p.internal_api, p.version, p.num_threads) for p in record.threadpools) == (
+        expected
+    )
+    assert record.blas == record.threadpools, "only BLAS pools are recorded"
+    owners = {pool.owner for pool in record.blas}
+    assert "numpy" in owners, "numpy always loads its BLAS"
+    assert "scipy" in owners, "scipy is installed here, so its BLAS is loaded and recorded"
+
+
+CAPTURE_AFTER = """
+import json, sys
+for module in sys.argv[1:]:
+    __import__(module)
+from modelseal.environment.fingerprint import capture_environment
+print(json.dumps([pool.model_dump() for pool in capture_environment().threadpools]))
+"""
+
+
+def test_the_blas_pools_do_not_depend_on_what_was_imported_before() -> None:
+    def pools_after(*modules: str) -> list[dict[str, object]]:
+        result = subprocess.run(
+            [sys.executable, "-c", CAPTURE_AFTER, *modules],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        pools: list[dict[str, object]] = json.loads(result.stdout)
+        return pools
+
+    bare = pools_after()
+    assert bare == pools_after("scipy.linalg")
+    assert bare == pools_after("sklearn.linear_model", "torch")
+
+
+@pytest.mark.parametrize(
+    ("filepath", "owner"),
+    [
+        ("/v/lib/python3.11/site-packages/numpy.libs/libscipy_openblas64_-56d6093b.so", "numpy"),
+        ("/v/lib/python3.11/site-packages/scipy.libs/libscipy_openblas-68440149.so", "scipy"),
+        (
+            "/v/lib/python3.11/site-packages/scikit_learn.libs/libgomp-a34b3233.so.1.0.0",
+            "scikit-learn",
+        ),
+        ("/usr/lib/python3/dist-packages/torch/lib/libgomp-98b21ff3.so.1", "torch"),
+        ("/usr/lib/x86_64-linux-gnu/libopenblas.so.0", None),
+        ("/opt/conda/lib/libmkl_rt.so.2", None),
+    ],
+)
+def test_library_owner_is_the_folder_under_site_packages(filepath: str, owner: str | None) -> None:
+    assert library_owner(filepath) == owner
 
 
 def test_cpu_flags_are_the_numerics_subset_of_proc_cpuinfo() -> None:
-    record = capture_environment()
     if platform.system() != "Linux":
-        return
+        pytest.skip("/proc/cpuinfo exists on Linux only")
+    record = capture_environment()
     cpuinfo = open("/proc/cpuinfo").read()  # noqa: PTH123, SIM115
     flags_line = next(
         line for line in cpuinfo.splitlines() if line.startswith(("flags", "Features"))

@@ -7,6 +7,7 @@ import numpy.typing as npt
 import pytest
 
 from modelseal.errors import UsageError
+from modelseal.golden.compare import compare_output
 from modelseal.golden.tolerance import (
     GRAMMAR,
     AllClose,
@@ -253,13 +254,40 @@ def test_wide_2d_scores_add_top10_with_overlap_0_9() -> None:
     assert str(policy) == "allclose:0.0001,0.0004+topk:10,0.9"
 
 
-@pytest.mark.parametrize(("columns", "k"), [(3, 2), (5, 4), (11, 10), (12, 10)])
-def test_narrow_scores_use_one_less_than_the_columns_for_k(columns: int, k: int) -> None:
+@pytest.mark.parametrize(
+    ("columns", "k", "overlap"),
+    [(4, 2, 0.5), (7, 3, 0.66), (10, 5, 0.8), (13, 6, 0.83), (19, 9, 0.88), (20, 10, 0.9)],
+)
+def test_narrower_scores_check_the_top_half_allowing_one_swap(
+    columns: int, k: int, overlap: float
+) -> None:
     golden = np.ones((4, columns), dtype=np.float32)
 
     policy = _default(golden, OutputKind.SCORES)
 
-    assert policy.checks[1:] == (TopK(k, 0.9),)
+    assert policy.checks[1:] == (TopK(k, overlap),)
+
+
+@pytest.mark.parametrize("k", range(2, 11))
+def test_the_default_topk_allows_exactly_one_item_to_cross_the_boundary(k: int) -> None:
+    columns = 2 * k
+    golden = np.arange(columns, 0, -1, dtype=np.float32)[None, :]
+    policy = _default(golden, OutputKind.SCORES)
+    (topk,) = [check for check in policy.checks if isinstance(check, TopK)]
+    assert topk.k == k
+    # Swap the item at rank K with the one just outside (one swap), then two such swaps.
+    one_swap, two_swaps = golden.copy(), golden.copy()
+    one_swap[0, [k - 1, k]] = one_swap[0, [k, k - 1]]
+    two_swaps[0, [k - 2, k - 1, k, k + 1]] = two_swaps[0, [k, k + 1, k - 2, k - 1]]
+    assert compare_output("s", golden, one_swap, TolerancePolicy((topk,))).passed
+    assert not compare_output("s", golden, two_swaps, TolerancePolicy((topk,))).passed
+
+
+@pytest.mark.parametrize("columns", [2, 3])
+def test_three_columns_or_fewer_get_no_topk(columns: int) -> None:
+    golden = np.ones((4, columns), dtype=np.float32)
+
+    assert _default(golden, OutputKind.SCORES) == TolerancePolicy((AllClose(1e-4, 1e-4),))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from modelseal.serving.health import HealthState, IllegalTransitionError, InferenceProbe, State
+from modelseal.errors import IllegalTransitionError
+from modelseal.serving.health import HealthState, InferenceProbe, State
 
 
 def started_up() -> HealthState:

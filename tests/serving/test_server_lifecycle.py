@@ -114,19 +114,6 @@ def test_drift_warn_serves_with_the_warning_metric_set(
         assert server.stop() == 0
 
 
-def test_verify_url_exits_1_against_a_server_of_another_seal(
-    drifted_ranker: Path, demo_seal_path: Path, tmp_path: Path
-) -> None:
-    server = start_server(drifted_ranker, tmp_path, "--drift", "warn")
-    try:
-        result = run_modelseal("verify", str(demo_seal_path), "--url", server.url)
-        assert result.returncode == 1
-        assert "RUN-FAILED" in result.stdout and "'digits' is not served here" in result.stdout
-        assert "the server serves seal" in result.stdout
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="module")
 def slow_seal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     weights = {"seconds": np.array([0.2]), "scale": np.array([2.0])}

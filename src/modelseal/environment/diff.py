@@ -128,6 +128,8 @@ _CPU_PROPERTIES = (
     _Property("model", Risk.INFO, "a different CPU model; its instruction sets are compared apart"),
     _Property("count", Risk.INFO, "a different core count; thread pools are compared apart"),
 )
+# Only BLAS pools are compared: older records also hold OpenMP pools, which were
+# there or not depending on what the process had imported (see fingerprint.py).
 _POOL_PROPERTIES: dict[str, tuple[_Property, ...]] = {
     "blas": (
         _Property(
@@ -147,13 +149,6 @@ _POOL_PROPERTIES: dict[str, tuple[_Property, ...]] = {
             "the BLAS picked kernels for a different CPU architecture: other SIMD code paths",
         ),
     ),
-    "openmp": (
-        _Property(
-            "num_threads",
-            Risk.INFO,
-            "a different OpenMP thread count; parallel reductions may split differently",
-        ),
-    ),
 }
 _VENDOR_CHANGE: dict[str, _Property] = {
     "blas": _Property(
@@ -161,7 +156,6 @@ _VENDOR_CHANGE: dict[str, _Property] = {
         Risk.CRITICAL,
         "a different BLAS library does the linear algebra: other kernels, other rounding",
     ),
-    "openmp": _Property("vendors", Risk.INFO, "a different OpenMP runtime schedules threads"),
 }
 _TORCH_FLAGS = (
     _Property(
@@ -410,10 +404,12 @@ def _pool_rows(
     current: list[ThreadPool],
 ) -> Iterator[DiffRow]:
     # A vendor can be loaded more than once (numpy's and scipy's OpenBLAS): compare the set
-    # of values each side has, since library file names carry build hashes and do not match.
+    # of values each side has, since library file names carry build hashes and do not match;
+    # each value names whose copy has it when both records say (older ones do not).
+    labelled = all(pool.owner for pool in (*packed, *current))
     for prop in properties:
-        before = _pool_values(packed, prop.attribute)
-        after = _pool_values(current, prop.attribute)
+        before = _pool_values(packed, prop.attribute, labelled)
+        after = _pool_values(current, prop.attribute, labelled)
         if before == after:
             continue
         yield DiffRow(
@@ -426,8 +422,11 @@ def _pool_rows(
         )
 
 
-def _pool_values(pools: list[ThreadPool], attribute: str) -> str:
-    return _joined(sorted({_text(getattr(pool, attribute)) for pool in pools}))
+def _pool_values(pools: list[ThreadPool], attribute: str, labelled: bool) -> str:
+    values = {
+        _text(getattr(pool, attribute)) + (f" ({pool.owner})" if labelled else "") for pool in pools
+    }
+    return _joined(sorted(values))
 
 
 def _env_rows(packed: dict[str, str], current: dict[str, str]) -> Iterator[DiffRow]:

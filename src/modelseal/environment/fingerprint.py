@@ -1,13 +1,21 @@
-"""Capturing this process's environment fingerprint, fast and without side effects.
+"""Capturing this process's environment fingerprint, fast and importing no framework.
 
 Frameworks are never imported here: torch and onnxruntime are described from their
 installed metadata and files, and their live state (TF32 flags, providers, cuDNN as loaded)
 is read only when the process has already imported them, which it has at pack and serve
 time because the runtime loaded the model.
+
+The BLAS pools do not depend on what the process imported: numpy's BLAS is always loaded,
+and scipy's (the one scikit-learn's solvers and distances run on) is loaded here when scipy
+is installed: the library its wheel bundles, else by importing ``scipy.linalg``. OpenMP
+runtimes are not recorded: which of them are loaded (scikit-learn's, torch's) depends only
+on what was imported; ``numerics_env`` records their thread settings.
 """
 
 from __future__ import annotations
 
+import ctypes
+import importlib
 import os
 import platform
 import re
@@ -58,6 +66,10 @@ NUMERICS_CPU_FLAG = re.compile(
     r"^(sse4_1|sse4_2|avx|avx2|fma|f16c|avx_vnni|avx512\w*|amx\w*|asimd\w*|sve\w*|fphp|neon)$"
 )
 ONNXRUNTIME_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino")
+# Modules that load the BLAS of an installed numerical library (numpy's is always loaded).
+BLAS_LOADERS = {"scipy": "scipy.linalg"}
+BUNDLED_BLAS_GLOB = "*openblas*"
+SITE_FOLDERS = frozenset({"site-packages", "dist-packages"})
 
 
 def capture_environment() -> EnvironmentRecord:
@@ -135,7 +147,9 @@ def _read_proc_cpuinfo() -> tuple[str, set[str]]:
 
 
 def _threadpools() -> list[ThreadPool]:
-    return [
+    """The BLAS thread pools, the same whatever the process imported before (sorted)."""
+    _load_numerical_blas()
+    pools = [
         ThreadPool(
             user_api=str(pool.get("user_api")),
             internal_api=str(pool.get("internal_api")),
@@ -143,9 +157,50 @@ def _threadpools() -> list[ThreadPool]:
             num_threads=int(pool.get("num_threads") or 0),
             architecture=pool.get("architecture"),
             library=Path(str(pool.get("filepath", ""))).name,
+            owner=library_owner(str(pool.get("filepath", ""))),
         )
         for pool in threadpool_info()
+        if pool.get("user_api") == "blas"
     ]
+    return sorted(pools, key=lambda p: (p.owner or "", p.internal_api, p.library))
+
+
+def _load_numerical_blas() -> None:
+    for distribution, module in BLAS_LOADERS.items():
+        if module in sys.modules:
+            continue
+        spec = find_spec(distribution)
+        if spec is None or spec.origin is None or _load_bundled_blas(Path(spec.origin).parent):
+            continue
+        try:
+            importlib.import_module(module)
+        except Exception:  # a broken install: record the BLAS that does load
+            continue
+
+
+def _load_bundled_blas(package: Path) -> bool:
+    """Load the BLAS a wheel bundles beside its package (``scipy.libs/``, ``scipy/.dylibs``)
+    as its extension modules would: milliseconds, where importing them takes most of a
+    second. False when there is none (a build that links a system BLAS)."""
+    folders = (package.with_name(f"{package.name}.libs"), package / ".dylibs")
+    libraries = sorted(lib for folder in folders for lib in folder.glob(BUNDLED_BLAS_GLOB))
+    try:
+        for library in libraries:
+            ctypes.CDLL(str(library))
+    except OSError:
+        return False
+    return bool(libraries)
+
+
+def library_owner(filepath: str) -> str | None:
+    """The distribution whose folder holds a shared library (``numpy.libs/...`` -> numpy,
+    ``torch/lib/...`` -> torch), or None for one outside site-packages (a system library)."""
+    path = Path(filepath)
+    for index, part in enumerate(path.parts[:-2]):
+        if part in SITE_FOLDERS:
+            top = path.parts[index + 1]
+            return canonicalize_name(top.removesuffix(".libs"))
+    return None
 
 
 def _numerics_env() -> dict[str, str]:

@@ -27,7 +27,7 @@ class CpuInfo(BaseModel):
 
 
 class ThreadPool(BaseModel):
-    """One native thread pool as threadpoolctl reports it (a BLAS or an OpenMP runtime)."""
+    """One native BLAS thread pool as threadpoolctl reports it."""
 
     user_api: str
     internal_api: str
@@ -35,6 +35,17 @@ class ThreadPool(BaseModel):
     num_threads: int
     architecture: str | None = None
     library: str = Field(description="file name of the shared library, without its folder")
+    owner: str | None = Field(
+        default=None,
+        description="the distribution whose folder holds the library (numpy, scipy, torch); "
+        "null for a library outside site-packages",
+    )
+
+    @property
+    def label(self) -> str:
+        """``openblas 0.3.30 (numpy)``: the vendor, its version and whose copy it is."""
+        owner = f" ({self.owner})" if self.owner else ""
+        return f"{self.internal_api} {self.version or '?'}{owner}"
 
 
 class GpuInfo(BaseModel):
@@ -70,7 +81,10 @@ class EnvironmentRecord(BaseModel):
     cpu: CpuInfo
     packages: dict[str, str] = Field(description="normalized distribution name -> version")
     numpy_version: str
-    threadpools: list[ThreadPool]
+    threadpools: list[ThreadPool] = Field(
+        description="the BLAS thread pools of numpy and (when installed) scipy; records made "
+        "before modelseal loaded them may list fewer, and OpenMP runtimes too"
+    )
     numerics_env: dict[str, str] = Field(
         description="environment variables that change numerics (thread counts, cuBLAS)"
     )

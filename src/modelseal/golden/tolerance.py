@@ -14,10 +14,15 @@ Why the defaults (``default_policy``) are what they are:
 - ``atol = rtol * scale``, scale being the largest finite ``|golden|``: values near zero come
   from cancellation and carry the absolute error of the large terms they cancel, so a purely
   relative bound would fail them on benign changes.
-- 2-D scores with at least three columns also get ``topk:K,0.9``: a tight allclose can still
-  let near-tied items swap, which changes what a ranking model returns. Overlap 0.9 allows one
-  swap at the top-10 boundary; ``K = ncols - 1`` for narrow outputs keeps the check from
-  covering the whole row, where it could never fail.
+- 2-D scores with at least four columns also get ``topk:K,MIN_OVERLAP``: a tight allclose
+  can still let near-tied items swap, which changes what a ranking model returns. ``K`` is
+  the top of the ranking, ten items or half the columns when there are fewer than twenty
+  (``topk:5,0.8`` for ten classes): a K close to the row's width would only ask that the
+  lowest-scoring items stay lowest (``topk:9`` of ten classes says nothing about the top).
+  ``MIN_OVERLAP`` is ``(K-1)/K`` rounded down to two decimals: per row, one near-tied item
+  may cross the top-K boundary, two may not. With three columns or fewer, K would be 1 and
+  no swap could be tolerated, so those outputs keep allclose alone (the report still shows
+  their argmax agreement).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ example: allclose:1e-4,1e-5+topk:10,0.9"""
 _RTOL_BY_FLOAT_BITS = {16: 1e-2, 32: 1e-4}
 _RTOL_WIDE_FLOAT = 1e-6
 _TOPK_MAX_K = 10
-_TOPK_MIN_OVERLAP = 0.9
+_TOPK_MIN_K = 2
 
 # A '+' followed by a digit is an exponent sign (1e+05), not a separator between checks.
 _CHECK_SEPARATOR = re.compile(r"\+(?!\d)")
@@ -157,9 +162,10 @@ def default_policy(spec: TensorSpec, golden: Array) -> TolerancePolicy:
     rtol = _default_rtol(golden.dtype)
     atol = float(f"{rtol * golden_scale(golden):.3g}")
     close = AllClose(rtol=rtol, atol=atol)
-    if spec.kind == OutputKind.SCORES and golden.ndim == 2 and golden.shape[1] >= 3:
-        k = min(_TOPK_MAX_K, golden.shape[1] - 1)
-        return TolerancePolicy((close, TopK(k=k, min_overlap=_TOPK_MIN_OVERLAP)))
+    if spec.kind == OutputKind.SCORES and golden.ndim == 2:
+        k = min(_TOPK_MAX_K, golden.shape[1] // 2)
+        if k >= _TOPK_MIN_K:
+            return TolerancePolicy((close, TopK(k=k, min_overlap=_one_swap_overlap(k))))
     return TolerancePolicy((close,))
 
 
@@ -195,6 +201,11 @@ def golden_scale(golden: Array) -> float:
         return 1.0
     scale = float(np.max(np.abs(finite)))
     return scale if scale > 0 else 1.0
+
+
+def _one_swap_overlap(k: int) -> float:
+    """The overlap that K-1 shared items of K reach and K-2 do not, in two decimals."""
+    return math.floor((k - 1) / k * 100) / 100
 
 
 def _default_rtol(dtype: np.dtype[np.generic]) -> float:

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from modelseal.environment.fingerprint import capture_environment
 from modelseal.errors import NotAcceptingError, RuntimeLoadError
 from modelseal.golden.compare import compare_output
 from modelseal.golden.store import Golden, load_golden
@@ -29,15 +28,7 @@ from modelseal.serving.health import HealthState, InferenceProbe, State
 from modelseal.serving.logs import get_logger
 from modelseal.serving.metrics import ServerMetrics
 from modelseal.types import NamedArrays
-from modelseal.verify import (
-    Verdict,
-    VerifyReport,
-    build_report,
-    environment_rows,
-    load_model,
-    replay_or_failure,
-    seal_policies,
-)
+from modelseal.verify import Verdict, Verification, VerifyReport, seal_policies
 
 log = get_logger("server")
 T = TypeVar("T")
@@ -102,33 +93,31 @@ class ModelServer:
 
     async def _start_up(self) -> None:
         timings: dict[str, float] = {}
-        loaded, failure, warnings = await self._step(
-            "load", timings, partial(load_model, half=self.config.half), self.seal,
-            self.device.device,
-        )  # fmt: skip
-        for warning in warnings:
+        verification = Verification(
+            self.seal,
+            self.golden,
+            self.policies,
+            device=self.device.device,
+            batch_sizes=self.config.batch_sizes,
+        )
+        loaded = await self._step(
+            "load", timings, partial(verification.load, half=self.config.half)
+        )
+        for warning in verification.load_warnings:
             log.warning("warning while loading: %s", warning, extra=self._log_fields())
         if loaded is None:
-            self.report = build_report(
-                self.seal, self.golden, [], [], None, failure, warnings, self.device.device,
-                timings,
-            )  # fmt: skip
+            await self._step("environment", timings, verification.diff_environment)
+            self.report = verification.report()
+            failure = verification.failure
             detail = f"{failure.error_type}: {failure.message}" if failure else "unknown"
             self._fail(f"the model cannot be loaded here: {detail}; see /seal")
             return
         self.loaded = loaded
         log.info("runtime load breakdown", extra={**self._log_fields(), **loaded.load_timings})
         self.health.to(State.VERIFYING, "comparing the environment and replaying golden inputs")
-        current = await self._step("environment", timings, capture_environment)
-        rows = await self._step("environment_diff", timings, environment_rows, self.seal, current)
-        replays, failure = await self._step(
-            "golden_replay", timings, replay_or_failure, loaded, self.golden, self.policies,
-            self.config.batch_sizes,
-        )  # fmt: skip
-        self.report = build_report(
-            self.seal, self.golden, rows, replays, loaded, failure, warnings,
-            loaded.device, timings,
-        )  # fmt: skip
+        await self._step("environment", timings, verification.diff_environment)
+        await self._step("golden_replay", timings, verification.replay)
+        self.report = verification.report()
         if not self._accept_report(self.report):
             return
         self.health.to(State.WARMING, "warming up at every batch size the server will use")

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from modelseal.errors import SealError
+from modelseal.errors import IllegalTransitionError
 
 
 class State(str, Enum):
@@ -42,10 +42,6 @@ _NEXT: dict[State, frozenset[State]] = {
     State.FAILED: frozenset({State.FAILED}),
     State.DRAINING: frozenset({State.FAILED}),
 }
-
-
-class IllegalTransitionError(SealError):
-    """A state change the state machine does not allow (a bug in the caller)."""
 
 
 @dataclass(frozen=True)
