@@ -65,3 +65,11 @@ class RequestTooLargeError(SealError):
 
 class UsageError(SealError):
     """The caller asked for something that cannot be done as asked (bad option, bad value)."""
+
+
+class StorageError(SealError):
+    """Files cannot be written where asked: a full disk, no permission, a read-only file system."""
+
+
+class DestinationBusyError(UsageError):
+    """Another ``pack`` is writing the same destination right now."""

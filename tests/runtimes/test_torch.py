@@ -254,7 +254,22 @@ def cudnn_as_torch_reports_it() -> str | None:
 # --- devices -------------------------------------------------------------------------------
 
 
+def test_cuda_on_a_cpu_only_torch_build_blames_the_build_not_the_container(
+    seals: dict[str, Seal],
+) -> None:
+    if torch.version.cuda is not None:
+        pytest.skip(f"this torch is a CUDA {torch.version.cuda} build, not a CPU-only one")
+    with pytest.raises(DeviceError) as raised:
+        TorchRuntime().load(seals["torchscript"].model_dir, "cuda")
+    message = str(raised.value)
+    assert f"the installed torch {torch.__version__} is a CPU-only build" in message
+    assert "install a CUDA build of the same torch version" in message
+    assert "Container Toolkit" not in message and "--gpus" not in message
+
+
 def test_cuda_without_a_usable_gpu_says_what_to_check(seals: dict[str, Seal]) -> None:
+    if torch.version.cuda is None:
+        pytest.skip("a CPU-only torch build: it fails on the build before any GPU check")
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is visible here; this checks the message where there is none")
     with pytest.raises(DeviceError) as raised:
@@ -262,7 +277,7 @@ def test_cuda_without_a_usable_gpu_says_what_to_check(seals: dict[str, Seal]) ->
     message = str(raised.value)
     for fact in ("NVIDIA Container Toolkit", "--gpus", "CUDA_VISIBLE_DEVICES", "driver"):
         assert fact in message
-    assert str(torch.version.cuda or "none: a CPU-only build") in message
+    assert f"built for CUDA {torch.version.cuda}" in message
 
 
 def test_half_precision_on_the_cpu_is_refused(seals: dict[str, Seal]) -> None:
