@@ -193,10 +193,11 @@ class SealedFunction:
 
     def _where(self, exc: Exception) -> str:
         """The file and the line in it where ``exc`` was raised, if it passed through it."""
+        sealed = self.path.resolve()
         frames = [
             frame
             for frame in traceback.extract_tb(exc.__traceback__)
-            if Path(frame.filename) == self.path
+            if Path(frame.filename).resolve() == sealed
         ]
         return f"{self.shown_as} line {frames[-1].lineno}" if frames else self.shown_as
 
