@@ -213,7 +213,8 @@ def test_a_full_or_read_only_file_system_is_a_storage_error_that_leaves_nothing(
         'shift 2; "$@"; status=$?\n'
         'ls -A "$MOUNT_POINT"; exit $status\n'
     )
-    command = [sys.executable, "-m", "modelseal", *pack_command(model_files, mount_point / "x.seal")]
+    pack_args = pack_command(model_files, mount_point / "x.seal")
+    command = [sys.executable, "-m", "modelseal", *pack_args]
     result = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
          mount_options, str(mount_point), *command],
