@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -156,6 +157,38 @@ def test_pack_from_saved_files(tmp_path: Path) -> None:
         )  # fmt: skip
         assert (seal.model_dir / sealed_name).read_bytes() == source.read_bytes()
         assert verify(seal).verdict is Verdict.CONSISTENT
+
+
+@pytest.mark.parametrize(
+    ("file_name", "fact"),
+    [
+        ("mlp.onnx", "the torch runtime expected a TorchScript archive saved by torch.jit.save "
+         "(.pt) or a program saved by torch.export.save (.pt2), not a .onnx file (.onnx files "
+         "are read by --runtime onnx)"),
+        ("mlp.pt2", "mlp.pt2: not a zip archive, so not a TorchScript archive"),
+    ],
+)  # fmt: skip
+def test_a_file_that_is_no_torch_model_is_refused_naming_it(
+    tmp_path: Path, file_name: str, fact: str
+) -> None:
+    source = tmp_path / file_name
+    source.write_bytes(b"\x08\x07 not a model")
+    with pytest.raises(UsageError, match=re.escape(fact)):
+        pack(source, runtime="torch", name="mlp", version="1", golden=FEATURES,
+             output=tmp_path / "m.seal")  # fmt: skip
+    assert not (tmp_path / "m.seal").exists()
+
+
+def test_weights_saved_with_torch_save_are_refused_with_the_fix(tmp_path: Path) -> None:
+    source = tmp_path / "weights.pt"
+    torch.save(TinyMLP().state_dict(), str(source))
+    with pytest.raises(UsageError) as raised:
+        pack(source, runtime="torch", name="mlp", version="1", golden=FEATURES,
+             output=tmp_path / "m.seal")  # fmt: skip
+    message = str(raised.value)
+    assert message.startswith(f"{source}: torch {torch.__version__} cannot load the model")
+    assert "not weights or a module pickled by torch.save" in message
+    assert ".modelseal-pack-" not in message
 
 
 def test_an_export_with_a_fixed_batch_is_refused(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from modelseal.errors import DeviceError, RuntimeLoadError, SourceError, UsageEr
 from modelseal.runtimes.base import Example
 from modelseal.runtimes.modules import referenced_distributions
 from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
-from modelseal.runtimes.shared import SINGLE_INPUT_NAME, array_spec, model_path
+from modelseal.runtimes.shared import SINGLE_INPUT_NAME, LoadedModel, array_spec, model_path
 from modelseal.types import Array, NamedArrays, Signature, TensorSpec
 
 MODEL_DIR = "mlflow_model"
@@ -142,7 +142,9 @@ class MlflowRuntime:
             specs=options.signature.inputs,
             columns=None if columns is None else list(columns),
         )
-        return LoadedMlflow(pyfunc, layout, options.signature, timings)
+        return LoadedMlflow(
+            pyfunc=pyfunc, layout=layout, signature=options.signature, load_timings=timings
+        )
 
     def requirements(self, path: Path) -> list[str]:
         options = read_options(path, MlflowOptions)
@@ -150,15 +152,10 @@ class MlflowRuntime:
         return sorted(roots)
 
 
-class LoadedMlflow:
-    def __init__(
-        self, pyfunc: Any, layout: InputLayout, signature: Signature, timings: dict[str, float]
-    ) -> None:
-        self.pyfunc = pyfunc
-        self.layout = layout
-        self.signature = signature
-        self.device = "cpu"
-        self.load_timings = timings
+@dataclass(kw_only=True)
+class LoadedMlflow(LoadedModel):
+    pyfunc: Any
+    layout: InputLayout
 
     def predict(self, inputs: NamedArrays) -> NamedArrays:
         result = _predict(self.pyfunc, self.layout, inputs)

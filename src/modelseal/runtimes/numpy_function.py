@@ -43,7 +43,7 @@ import numpy as np
 from modelseal.errors import DeviceError, RuntimeLoadError, UsageError
 from modelseal.runtimes.base import Example
 from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
-from modelseal.runtimes.shared import array_spec, check_model_file, named_example
+from modelseal.runtimes.shared import LoadedModel, array_spec, check_model_file, named_example
 from modelseal.types import NamedArrays, Signature
 
 SOURCE_FILE = "model.py"
@@ -119,7 +119,9 @@ class NumpyFunctionRuntime:
         weights = _read_weights(path / WEIGHTS_FILE)
         read = time.perf_counter()
         timings = {"import": imported - started, "weights": read - imported}
-        return LoadedFunction(sealed, weights, options.signature, timings)
+        return LoadedFunction(
+            sealed=sealed, weights=weights, signature=options.signature, load_timings=timings
+        )
 
     def requirements(self, path: Path) -> list[str]:
         providers = metadata.packages_distributions()
@@ -127,19 +129,10 @@ class NumpyFunctionRuntime:
         return sorted({"numpy", *(d for module in imports for d in providers.get(module, []))})
 
 
-class LoadedFunction:
-    def __init__(
-        self,
-        sealed: SealedFunction,
-        weights: NamedArrays,
-        signature: Signature,
-        timings: dict[str, float],
-    ) -> None:
-        self.sealed = sealed
-        self.weights = weights
-        self.signature = signature
-        self.device = "cpu"
-        self.load_timings = timings
+@dataclass(kw_only=True)
+class LoadedFunction(LoadedModel):
+    sealed: SealedFunction
+    weights: NamedArrays
 
     def predict(self, inputs: NamedArrays) -> NamedArrays:
         return self.sealed.call(inputs, self.weights)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -19,6 +20,7 @@ from modelseal.errors import DeviceError, RuntimeLoadError, UsageError
 from modelseal.runtimes.base import Example
 from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
 from modelseal.runtimes.shared import (
+    LoadedModel,
     check_model_file,
     cuda_device_index,
     guess_output_kind,
@@ -91,7 +93,12 @@ class OnnxRuntime:
             )
         loaded = time.perf_counter()
         timings = {"import": imported - started, "session": loaded - imported}
-        return LoadedOnnx(session, _session_signature(session), device, timings)
+        return LoadedOnnx(
+            session=session,
+            signature=_session_signature(session),
+            device=device,
+            load_timings=timings,
+        )
 
     def requirements(self, path: Path) -> list[str]:
         from importlib import metadata
@@ -106,15 +113,13 @@ class OnnxRuntime:
         return ["numpy", *(installed[:1] or ["onnxruntime"])]
 
 
-class LoadedOnnx:
-    def __init__(
-        self, session: Any, signature: Signature, device: str, timings: dict[str, float]
-    ) -> None:
-        self.session = session
-        self.signature = signature
-        self.device = device
-        self.load_timings = timings
-        self._output_names = signature.output_names
+@dataclass(kw_only=True)
+class LoadedOnnx(LoadedModel):
+    session: Any
+    _output_names: list[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._output_names = self.signature.output_names
 
     def predict(self, inputs: NamedArrays) -> NamedArrays:
         results = self.session.run(self._output_names, inputs)

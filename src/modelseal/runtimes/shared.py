@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modelseal.errors import UsageError
-from modelseal.types import Array, NamedArrays, OutputKind, TensorSpec
+from modelseal.types import Array, NamedArrays, OutputKind, Signature, TensorSpec
 
 SINGLE_INPUT_NAME = "input"
 """The name of a model's only input when the golden example is one unnamed array."""
@@ -26,6 +27,17 @@ RUNTIME_OF_SUFFIX = {
     ".py": "numpy",
 }
 """Which built-in runtime reads a model file of each suffix, for hints in error messages."""
+
+
+@dataclass(kw_only=True)
+class LoadedModel:
+    """What every built-in ``Loaded`` holds (the ``Loaded`` protocol's attributes); each
+    runtime's subclass adds its model and ``predict``."""
+
+    signature: Signature
+    load_timings: dict[str, float]
+    """Seconds spent in each load step (for example ``import``, ``read``, ``to_device``)."""
+    device: str = "cpu"
 
 
 def model_path(model: object) -> Path | None:

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import time
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -20,7 +21,12 @@ from modelseal.errors import DeviceError, RuntimeLoadError, UsageError
 from modelseal.runtimes.base import Example
 from modelseal.runtimes.modules import referenced_distributions
 from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
-from modelseal.runtimes.shared import SINGLE_INPUT_NAME, check_model_file, model_path
+from modelseal.runtimes.shared import (
+    SINGLE_INPUT_NAME,
+    LoadedModel,
+    check_model_file,
+    model_path,
+)
 from modelseal.types import NamedArrays, OutputKind, Signature, TensorSpec
 
 Serialization = Literal["skops", "joblib"]
@@ -88,7 +94,9 @@ class SklearnRuntime:
         imported = time.perf_counter()
         estimator = _load_estimator(path / MODEL_FILES[options.serialization], options)
         timings = {"import": imported - started, "read": time.perf_counter() - imported}
-        return LoadedEstimator(estimator, options.signature, timings)
+        return LoadedEstimator(
+            estimator=estimator, signature=options.signature, load_timings=timings
+        )
 
     def requirements(self, path: Path) -> list[str]:
         options = read_options(path, SklearnOptions)
@@ -97,13 +105,13 @@ class SklearnRuntime:
         return sorted(roots)
 
 
-class LoadedEstimator:
-    def __init__(self, estimator: Any, signature: Signature, timings: dict[str, float]) -> None:
-        self.estimator = estimator
-        self.signature = signature
-        self.device = "cpu"
-        self.load_timings = timings
-        self._methods = [(spec, _METHOD_OF_OUTPUT[spec.name]) for spec in signature.outputs]
+@dataclass(kw_only=True)
+class LoadedEstimator(LoadedModel):
+    estimator: Any
+    _methods: list[tuple[TensorSpec, str]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._methods = [(spec, _METHOD_OF_OUTPUT[spec.name]) for spec in self.signature.outputs]
 
     def predict(self, inputs: NamedArrays) -> NamedArrays:
         features = inputs[INPUT_NAME]

@@ -24,7 +24,7 @@ import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -34,6 +34,7 @@ from modelseal.errors import DeviceError, RuntimeLoadError, UsageError
 from modelseal.runtimes.base import Example
 from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
 from modelseal.runtimes.shared import (
+    LoadedModel,
     array_spec,
     check_model_file,
     cuda_device_index,
@@ -47,6 +48,10 @@ MODEL_FILES: dict[str, str] = {"torchscript": "model.pt", "export": "model.pt2"}
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth")
 EXPORT_SUFFIXES = (".pt2",)
 SINGLE_OUTPUT_NAME = "output"
+EXPECTED_FILE = (
+    "a TorchScript archive saved by torch.jit.save (.pt) or a program saved by "
+    "torch.export.save (.pt2)"
+)
 OutputStructure = Literal["tensor", "tuple", "dict"]
 
 
@@ -108,7 +113,15 @@ class TorchRuntime:
         settings = NumericSettings.current()
         dest.mkdir(parents=True, exist_ok=True)
         model_format, given = _write_model(model, dest)
-        module = _read_module(dest / MODEL_FILES[model_format], model_format, "cpu", given)
+        try:
+            module = _read_module(dest / MODEL_FILES[model_format], model_format, "cpu", given)
+        except RuntimeLoadError as exc:
+            if model_path(model) is None:
+                raise
+            raise UsageError(
+                f"{exc}; expected {EXPECTED_FILE}, not weights or a module pickled by "
+                "torch.save (script or export the model first)"
+            ) from exc
         inputs = named_example(example)
         if model_format == "export":
             _check_free_batch(module.model, list(inputs))
@@ -144,30 +157,27 @@ class TorchRuntime:
         moved = time.perf_counter()
         timings = {"import": imported - started, "read": read - imported, "to_device": moved - read}
         return LoadedTorch(
-            function, options.signature, options.output_structure, torch_device, self.half, timings
+            function=function,
+            signature=options.signature,
+            structure=options.output_structure,
+            device=torch_device,
+            half=self.half,
+            load_timings=timings,
         )
 
     def requirements(self, path: Path) -> list[str]:
         return ["numpy", "torch"]
 
 
-class LoadedTorch:
-    def __init__(
-        self,
-        function: Any,
-        signature: Signature,
-        structure: OutputStructure,
-        device: str,
-        half: bool,
-        timings: dict[str, float],
-    ) -> None:
-        self.function = function
-        self.signature = signature
-        self.structure = structure
-        self.device = device
-        self.half = half
-        self.load_timings = timings
-        self._input_names = signature.input_names
+@dataclass(kw_only=True)
+class LoadedTorch(LoadedModel):
+    function: Any
+    structure: OutputStructure
+    half: bool
+    _input_names: list[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._input_names = self.signature.input_names
 
     def predict(self, inputs: NamedArrays) -> NamedArrays:
         ordered = {name: inputs[name] for name in self._input_names}
@@ -229,16 +239,9 @@ def _write_model(model: object, dest: Path) -> tuple[Format, str]:
 
 
 def _file_format(source: Path) -> Format:
-    expected = (
-        "a TorchScript archive saved by torch.jit.save (.pt) or a program saved by "
-        "torch.export.save (.pt2)"
-    )
-    check_model_file(source, TORCHSCRIPT_SUFFIXES + EXPORT_SUFFIXES, expected, "torch")
+    check_model_file(source, TORCHSCRIPT_SUFFIXES + EXPORT_SUFFIXES, EXPECTED_FILE, "torch")
     if not zipfile.is_zipfile(source):
-        raise UsageError(
-            f"{source}: not a zip archive, so not {expected} (a state_dict saved with "
-            "torch.save is not a model: script or export the module first)"
-        )
+        raise UsageError(f"{source}: not a zip archive, so not {EXPECTED_FILE}")
     return "export" if source.suffix.lower() in EXPORT_SUFFIXES else "torchscript"
 
 
