@@ -50,7 +50,7 @@ from modelseal.types import Array, NamedArrays, Signature
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 GoldenInputs: TypeAlias = "Array | Mapping[str, Any] | Sequence[Any] | str | os.PathLike[str]"
 """One array (or nested list) for a single-input model, arrays by input name, or a path."""
-_FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_FULL_DISK = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
 _NO_PERMISSION = (errno.EACCES, errno.EPERM)
 
 
@@ -91,12 +91,12 @@ def pack(
     destination = Path(output) if output is not None else Path(f"{name}-{version}.seal")
     try:
         with claim_destination(destination) as work:
-            root = work / _folder_name(destination)
-            _build(model, adapter, root, name, version, golden, options)
+            built = work / _folder_name(destination)
+            _build(model, adapter, built, name, version, golden, options)
             if destination.name.endswith(ARCHIVE_SUFFIXES):
                 # Named like the destination, so the archive is compressed as its name says.
-                root = create_seal_archive(root, work / destination.name)
-            publish(root, destination)
+                built = create_seal_archive(built, work / destination.name)
+            publish(built, destination)
     except OSError as exc:
         raise StorageError(_storage_message(exc, destination)) from exc
     return open_seal(destination)
@@ -169,13 +169,12 @@ def _read_example(source: GoldenInputs) -> Example:
 
 
 def _golden_array(values: object, name: str | None) -> Array:
+    what = f"golden input {name!r}" if name else "the golden inputs"
     try:
         array: Array = np.asarray(values)
     except ValueError as exc:
-        what = f"golden input {name!r}" if name else "the golden inputs"
         raise InputError(f"{what} cannot be one array: {exc} (rows of unequal length?)") from exc
     if array.dtype.kind == "O":
-        what = f"golden input {name!r}" if name else "the golden inputs"
         raise InputError(
             f"{what} holds Python objects ({type(values).__name__} of mixed types?); expected "
             "numbers, booleans or text in rows of equal length"
