@@ -28,6 +28,7 @@ from modelseal.errors import (
     SealError,
     SealFormatError,
     SourceError,
+    StorageError,
     UsageError,
     WrongSealError,
 )
@@ -58,6 +59,7 @@ EXIT_CODES: dict[type[SealError], int] = {
     IntegrityError: EXIT_UNUSABLE,
     SealFormatError: EXIT_UNUSABLE,
     SourceError: EXIT_UNUSABLE,
+    StorageError: EXIT_UNUSABLE,
     InputError: EXIT_UNUSABLE,
     UsageError: EXIT_UNUSABLE,
 }

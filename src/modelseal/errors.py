@@ -94,3 +94,11 @@ class ServerAnsweredError(SealError):
 
 class IllegalTransitionError(SealError):
     """A state change the server's health state machine does not allow (a bug in the caller)."""
+
+
+class StorageError(SealError):
+    """Files cannot be written where asked: a full disk, no permission, a read-only file system."""
+
+
+class DestinationBusyError(UsageError):
+    """Another ``pack`` is writing the same destination right now."""

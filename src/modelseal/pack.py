@@ -3,29 +3,38 @@
 The runtime saves the model, the saved copy is loaded back and run on the golden inputs
 (so the golden outputs are what the sealed bytes produce, not the in-memory object), the
 environment is fingerprinted after that load (so live framework state is in it), and the
-manifest stamps every file's digest. The seal is built beside its destination and moved
-into place in one rename, so a failed pack leaves nothing half-written.
+manifest stamps every file's digest. The seal is built beside its destination, which this
+process holds exclusively meanwhile, and moved into place in one rename: a failed, killed
+or concurrent pack never leaves anything half-written there.
 """
 
 from __future__ import annotations
 
-import tempfile
+import errno
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from modelseal._version import __version__
 from modelseal.environment.fingerprint import capture_environment
 from modelseal.environment.lock import dependency_closure, render_lock
-from modelseal.errors import InputError, RuntimeLoadError, UsageError
+from modelseal.errors import InputError, RuntimeLoadError, StorageError, UsageError
 from modelseal.golden.store import Golden, save_golden
-from modelseal.golden.tolerance import TolerancePolicy, default_policy, parse_tolerance_options
+from modelseal.golden.tolerance import (
+    TolerancePolicy,
+    default_policy,
+    parse_policy,
+    parse_tolerance_options,
+)
 from modelseal.runtimes.base import Example, ExampleProvider, Loaded, Runtime
 from modelseal.runtimes.registry import get_runtime
 from modelseal.seal.archive import create_seal_archive
 from modelseal.seal.artifact import Seal, open_seal
+from modelseal.seal.destination import claim_destination, publish
 from modelseal.seal.digests import describe_files
 from modelseal.seal.manifest import (
     ENVIRONMENT_FILE,
@@ -33,11 +42,16 @@ from modelseal.seal.manifest import (
     LOCK_FILE,
     MANIFEST_FILE,
     MODEL_DIR,
+    check_identity,
     seal_manifest,
 )
 from modelseal.types import Array, NamedArrays, Signature
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+GoldenInputs: TypeAlias = "Array | Mapping[str, Any] | Sequence[Any] | str | os.PathLike[str]"
+"""One array (or nested list) for a single-input model, arrays by input name, or a path."""
+_FULL_DISK = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
+_NO_PERMISSION = (errno.EACCES, errno.EPERM)
 
 
 def pack(
@@ -46,33 +60,45 @@ def pack(
     runtime: str | Runtime,
     name: str,
     version: str,
-    golden: Array | Mapping[str, Array] | Path | None = None,
-    output: Path | None = None,
-    tolerance: Sequence[str] = (),
+    golden: GoldenInputs | None = None,
+    output: str | os.PathLike[str] | None = None,
+    tolerance: str | Sequence[str] = (),
 ) -> Seal:
     """Seal ``model`` with ``golden`` inputs into ``output`` (a folder, or a .tar[.gz]).
 
-    ``golden``: one array for a single-input model, arrays by input name, or a path to a
-    .npy/.npz file; None takes the example the model carries, for runtimes whose format
-    records one (``mlflow``).
-    ``tolerance``: ``"POLICY"`` for every output or ``"OUTPUT=POLICY"``, as on the command
-    line (for example ``"allclose:1e-4,1e-6"`` or ``"scores=topk:10,0.9"``); outputs not
-    named get defaults chosen from their dtype and kind.
+    ``model``: what the runtime seals: an object (an estimator, a ScriptModule ...) or the
+    path of a model file or folder (``str`` or ``os.PathLike``).
+    ``name``, ``version``: letters, digits, ``.``, ``_`` and ``-``, starting with a letter
+    or digit (both go into URL paths such as ``/v2/models/NAME/versions/VERSION``).
+    ``golden``: one array (or nested list) for a single-input model, arrays by input name
+    (a mapping), or the path of a .npy (one input) or .npz (by name) file; None takes the
+    example the model carries, for runtimes whose format records one (``mlflow``).
+    ``output``: the seal folder, or a .tar / .tar.gz / .tgz archive; by default
+    ``NAME-VERSION.seal`` here. It must not exist; one pack at a time may write it.
+    ``tolerance``: ``"POLICY"`` for every output or ``"OUTPUT=POLICY"``, one string or a
+    list of them, as on the command line (for example ``"allclose:1e-4,1e-6"`` or
+    ``["exact", "scores=topk:10,0.9"]``); outputs not named get defaults chosen from their
+    dtype and kind.
+
+    Returns the seal, opened from ``output``; for an archive, that is an extracted copy the
+    caller should close (``with pack(...) as seal:``). Raises ``DestinationBusyError`` when
+    another pack is writing ``output``, ``StorageError`` when it cannot be written (a full
+    disk, no permission).
     """
+    check_identity(name, version)
+    options = _tolerance_options(tolerance)
     adapter = get_runtime(runtime) if isinstance(runtime, str) else runtime
-    destination = output or Path(f"{name}-{version}.seal")
-    if destination.exists():
-        raise UsageError(f"{destination}: already exists; remove it or choose another -o")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".modelseal-pack-", dir=destination.parent) as work:
-        root = Path(work) / _folder_name(destination)
-        _build(model, adapter, root, name, version, golden, tolerance)
-        if destination.name.endswith(ARCHIVE_SUFFIXES):
-            partial = destination.with_name(f".{destination.name}.partial")
-            create_seal_archive(root, partial)
-            partial.replace(destination)
-        else:
-            root.rename(destination)
+    destination = Path(output) if output is not None else Path(f"{name}-{version}.seal")
+    try:
+        with claim_destination(destination) as work:
+            built = work / _folder_name(destination)
+            _build(model, adapter, built, name, version, golden, options)
+            if destination.name.endswith(ARCHIVE_SUFFIXES):
+                # Named like the destination, so the archive is compressed as its name says.
+                built = create_seal_archive(built, work / destination.name)
+            publish(built, destination)
+    except OSError as exc:
+        raise StorageError(_storage_message(exc, destination)) from exc
     return open_seal(destination)
 
 
@@ -82,7 +108,7 @@ def _build(
     root: Path,
     name: str,
     version: str,
-    golden_source: Array | Mapping[str, Array] | Path | None,
+    golden_source: GoldenInputs | None,
     tolerance: Sequence[str],
 ) -> None:
     model_dir = root / MODEL_DIR
@@ -115,9 +141,7 @@ def _build(
     (root / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
 
 
-def _golden_example(
-    model: object, adapter: Runtime, source: Array | Mapping[str, Array] | Path | None
-) -> Example:
+def _golden_example(model: object, adapter: Runtime, source: GoldenInputs | None) -> Example:
     """The golden inputs given, else the example the model carries (``ExampleProvider``)."""
     if source is not None:
         return _read_example(source)
@@ -135,13 +159,27 @@ def _golden_example(
     return example
 
 
-def _read_example(source: Array | Mapping[str, Array] | Path) -> Example:
+def _read_example(source: GoldenInputs) -> Example:
     """Golden inputs as given: one array, or arrays by name (from a .npy / .npz file too)."""
-    if isinstance(source, Path):
-        return _read_golden_file(source)
-    if isinstance(source, np.ndarray):
-        return source
-    return {name: np.asarray(array) for name, array in source.items()}
+    if isinstance(source, str | os.PathLike):
+        return _read_golden_file(Path(source))
+    if isinstance(source, Mapping):
+        return {str(name): _golden_array(array, str(name)) for name, array in source.items()}
+    return _golden_array(source, None)
+
+
+def _golden_array(values: object, name: str | None) -> Array:
+    what = f"golden input {name!r}" if name else "the golden inputs"
+    try:
+        array: Array = np.asarray(values)
+    except ValueError as exc:
+        raise InputError(f"{what} cannot be one array: {exc} (rows of unequal length?)") from exc
+    if array.dtype.kind == "O":
+        raise InputError(
+            f"{what} holds Python objects ({type(values).__name__} of mixed types?); expected "
+            "numbers, booleans or text in rows of equal length"
+        )
+    return array
 
 
 def name_inputs(example: Example, signature: Signature) -> NamedArrays:
@@ -182,13 +220,19 @@ def conform_inputs(inputs: NamedArrays, signature: Signature) -> NamedArrays:
 def _read_golden_file(path: Path) -> Example:
     if not path.is_file():
         raise UsageError(f"{path}: no such golden inputs file (expected .npy or .npz)")
-    if path.suffix == ".npy":
-        loaded: Array = np.load(path, allow_pickle=False)
-        return loaded
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    raise UsageError(f"{path}: golden inputs must be a .npy (one input) or .npz (named) file")
+    if path.suffix not in (".npy", ".npz"):
+        raise UsageError(f"{path}: golden inputs must be a .npy (one input) or .npz (named) file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return loaded
+        with loaded:
+            return {name: loaded[name] for name in loaded.files}
+    except (ValueError, OSError) as exc:
+        raise UsageError(
+            f"{path}: cannot be read as {path.suffix} golden inputs ({exc}); expected an "
+            "array saved by np.save (.npy) or arrays by input name saved by np.savez (.npz)"
+        ) from exc
 
 
 def _single_input_name(signature: Signature) -> str:
@@ -215,6 +259,34 @@ def _record_outputs(loaded: Loaded, inputs: NamedArrays, signature: Signature) -
     if missing:
         raise RuntimeLoadError(f"the model did not return outputs {sorted(missing)}")
     return {name: np.asarray(outputs[name]) for name in signature.output_names}
+
+
+def _tolerance_options(tolerance: str | Sequence[str]) -> list[str]:
+    """The options as a list (one string is one option), each policy checked before the
+    model is touched; which outputs they name is checked once the signature is known."""
+    options = [tolerance] if isinstance(tolerance, str) else list(tolerance)
+    for option in options:
+        if not isinstance(option, str):
+            raise UsageError(f"tolerance {option!r}: expected a string 'POLICY' or 'OUTPUT=POLICY'")
+        _, sep, policy = option.partition("=")
+        parse_policy(policy if sep else option)
+    return options
+
+
+def _storage_message(exc: OSError, destination: Path) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in _FULL_DISK:
+        fix = "free space there (or raise the quota or file size limit), or choose another -o"
+    elif exc.errno in _NO_PERMISSION:
+        fix = "fix the permissions of that file or folder, or choose another -o"
+    elif exc.errno == errno.EROFS:
+        fix = "the file system is read-only; choose a writable folder with -o"
+    else:
+        fix = "check the folder is writable and has space, or choose another -o"
+    return (
+        f"packing {destination} failed: {exc.strerror or exc}{where}; {fix} "
+        "(nothing was left behind)"
+    )
 
 
 def _policies(

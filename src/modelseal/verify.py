@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelseal.environment.diff import DiffRow, diff_environments, parse_lock
+from modelseal.environment.diff import DiffRow, diff_environments
 from modelseal.environment.fingerprint import capture_environment
+from modelseal.environment.lock import parse_lock
 from modelseal.environment.record import EnvironmentRecord
 from modelseal.environment.risk import Risk
 from modelseal.errors import DriftError, RuntimeLoadError, SealError, SealFormatError, UsageError

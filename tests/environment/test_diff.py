@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from modelseal.environment.diff import DiffRow, diff_environments, parse_lock
+from modelseal.environment.diff import DiffRow, diff_environments
 from modelseal.environment.fingerprint import capture_environment
+from modelseal.environment.lock import parse_lock
 from modelseal.environment.record import (
     EnvironmentRecord,
     GpuInfo,

@@ -8,7 +8,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from modelseal import UsageError
-from modelseal.environment.lock import dependency_closure, render_lock
+from modelseal.environment.lock import dependency_closure, lock_lines, parse_lock, render_lock
 
 
 def test_scikit_learn_closure_holds_its_dependencies_and_no_tools() -> None:
@@ -36,3 +36,16 @@ def test_a_missing_root_is_a_usage_error() -> None:
 def test_render_pins_each_line_under_a_comment_header() -> None:
     text = render_lock({"numpy": "2.4.6", "scipy": "1.17.1"}, "made for\na test")
     assert text.splitlines() == ["# made for", "# a test", "numpy==2.4.6", "scipy==1.17.1"]
+
+
+def test_rendered_lock_text_parses_back_to_the_same_pins() -> None:
+    closure = {"numpy": "2.4.6", "scikit-learn": "1.9.1", "torch": "2.13.0+cpu"}
+    text = render_lock(closure, "made for # a test\nsecond line")
+    assert lock_lines(text) == ["numpy==2.4.6", "scikit-learn==1.9.1", "torch==2.13.0+cpu"]
+    assert parse_lock(lock_lines(text)) == closure
+    assert parse_lock(text.splitlines()) == closure
+
+
+def test_lock_lines_drop_comments_and_blank_lines_only() -> None:
+    text = "# header\n\nnumpy==2.4.6  # pinned\n   \nscipy==1.17.1\n"
+    assert lock_lines(text) == ["numpy==2.4.6", "scipy==1.17.1"]

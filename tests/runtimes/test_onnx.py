@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelseal import DeviceError, UsageError, open_seal, pack
+from modelseal import DeviceError, RuntimeLoadError, UsageError, open_seal, pack
 from modelseal.golden import load_golden
 from modelseal.runtimes.onnx import OnnxRuntime, SessionSettings
 from modelseal.types import OutputKind
+from tests.cli_process import run_modelseal
 from tests.conftest import mlp_forward, mlp_weights, onnx_mlp
 
 EXAMPLE = np.zeros((2, 16), dtype=np.float32)
@@ -83,3 +84,32 @@ def test_cuda_without_a_cuda_provider_fails_fast(onnx_file: Path, tmp_path: Path
 def test_not_an_onnx_model_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="expected a .onnx path"):
         OnnxRuntime().save(12345, tmp_path / "model", EXAMPLE)
+
+
+def test_a_model_file_of_another_runtime_is_refused_naming_both(tmp_path: Path) -> None:
+    """``pack model.joblib -r onnx`` once failed with a protobuf error about a temp path."""
+    model = tmp_path / "model.joblib"
+    model.write_bytes(b"\x80\x04 a pickle, not a protobuf")
+    np.save(tmp_path / "golden.npy", EXAMPLE)
+    result = run_modelseal(
+        "pack", str(model), "-r", "onnx", "--name", "mlp", "--version", "1",
+        "--golden", str(tmp_path / "golden.npy"), "-o", str(tmp_path / "mlp.seal"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {model}: the onnx runtime expected an ONNX model file (.onnx), not a .joblib "
+        "file (.joblib files are read by --runtime sklearn)"
+    )
+    assert not (tmp_path / "mlp.seal").exists()
+
+
+def test_a_broken_onnx_file_is_named_as_given_not_by_its_temporary_copy(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a protobuf at all")
+    with pytest.raises(RuntimeLoadError) as raised:
+        pack(broken, runtime="onnx", name="mlp", version="1", golden=EXAMPLE,
+             output=tmp_path / "out" / "mlp.seal")  # fmt: skip
+    message = str(raised.value)
+    assert message.startswith(f"{broken}: onnxruntime cannot load it as an ONNX model")
+    assert ".modelseal-pack-" not in message
+    assert "model.onnx" not in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.svm import SVC
 
-from modelseal import DeviceError
+from modelseal import DeviceError, UsageError, pack
 from modelseal.runtimes.sklearn import SklearnRuntime
 from modelseal.types import OutputKind
 
@@ -60,3 +61,25 @@ def test_sklearn_refuses_a_gpu(tmp_path: Path) -> None:
     runtime.save(LinearRegression().fit(X, X[:, 0]), tmp_path / "m", X)
     with pytest.raises(DeviceError, match="CPU only"):
         runtime.load(tmp_path / "m", "cuda")
+
+
+@pytest.mark.parametrize(
+    ("file_name", "content", "fact"),
+    [
+        ("model.onnx", b"\x08\x07", "not a .onnx file (.onnx files are read by --runtime onnx)"),
+        (
+            "model.joblib",
+            b"not a pickle",
+            "model.joblib: cannot be read as a joblib or pickle file",
+        ),
+        ("model.skops", b"not a zip", "model.skops: not a zip archive, so not a skops file"),
+    ],
+)
+def test_a_file_that_is_no_scikit_learn_model_is_refused_naming_it(
+    tmp_path: Path, file_name: str, content: bytes, fact: str
+) -> None:
+    source = tmp_path / file_name
+    source.write_bytes(content)
+    with pytest.raises(UsageError, match=re.escape(fact)):
+        pack(source, runtime="sklearn", name="m", version="1", golden=X, output=tmp_path / "m.seal")
+    assert not (tmp_path / "m.seal").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -158,6 +159,38 @@ def test_pack_from_saved_files(tmp_path: Path) -> None:
         assert verify(seal).verdict is Verdict.CONSISTENT
 
 
+@pytest.mark.parametrize(
+    ("file_name", "fact"),
+    [
+        ("mlp.onnx", "the torch runtime expected a TorchScript archive saved by torch.jit.save "
+         "(.pt) or a program saved by torch.export.save (.pt2), not a .onnx file (.onnx files "
+         "are read by --runtime onnx)"),
+        ("mlp.pt2", "mlp.pt2: not a zip archive, so not a TorchScript archive"),
+    ],
+)  # fmt: skip
+def test_a_file_that_is_no_torch_model_is_refused_naming_it(
+    tmp_path: Path, file_name: str, fact: str
+) -> None:
+    source = tmp_path / file_name
+    source.write_bytes(b"\x08\x07 not a model")
+    with pytest.raises(UsageError, match=re.escape(fact)):
+        pack(source, runtime="torch", name="mlp", version="1", golden=FEATURES,
+             output=tmp_path / "m.seal")  # fmt: skip
+    assert not (tmp_path / "m.seal").exists()
+
+
+def test_weights_saved_with_torch_save_are_refused_with_the_fix(tmp_path: Path) -> None:
+    source = tmp_path / "weights.pt"
+    torch.save(TinyMLP().state_dict(), str(source))
+    with pytest.raises(UsageError) as raised:
+        pack(source, runtime="torch", name="mlp", version="1", golden=FEATURES,
+             output=tmp_path / "m.seal")  # fmt: skip
+    message = str(raised.value)
+    assert message.startswith(f"{source}: torch {torch.__version__} cannot load the model")
+    assert "not weights or a module pickled by torch.save" in message
+    assert ".modelseal-pack-" not in message
+
+
 def test_an_export_with_a_fixed_batch_is_refused(tmp_path: Path) -> None:
     program = torch.export.export(TinyMLP().eval(), (torch.from_numpy(FEATURES),))
     with pytest.raises(UsageError, match=r"fixed batch size of 64 .* dynamic_shapes"):
@@ -254,7 +287,22 @@ def cudnn_as_torch_reports_it() -> str | None:
 # --- devices -------------------------------------------------------------------------------
 
 
+def test_cuda_on_a_cpu_only_torch_build_blames_the_build_not_the_container(
+    seals: dict[str, Seal],
+) -> None:
+    if torch.version.cuda is not None:
+        pytest.skip(f"this torch is a CUDA {torch.version.cuda} build, not a CPU-only one")
+    with pytest.raises(DeviceError) as raised:
+        TorchRuntime().load(seals["torchscript"].model_dir, "cuda")
+    message = str(raised.value)
+    assert f"the installed torch {torch.__version__} is a CPU-only build" in message
+    assert "install a CUDA build of the same torch version" in message
+    assert "Container Toolkit" not in message and "--gpus" not in message
+
+
 def test_cuda_without_a_usable_gpu_says_what_to_check(seals: dict[str, Seal]) -> None:
+    if torch.version.cuda is None:
+        pytest.skip("a CPU-only torch build: it fails on the build before any GPU check")
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is visible here; this checks the message where there is none")
     with pytest.raises(DeviceError) as raised:
@@ -262,7 +310,7 @@ def test_cuda_without_a_usable_gpu_says_what_to_check(seals: dict[str, Seal]) ->
     message = str(raised.value)
     for fact in ("NVIDIA Container Toolkit", "--gpus", "CUDA_VISIBLE_DEVICES", "driver"):
         assert fact in message
-    assert str(torch.version.cuda or "none: a CPU-only build") in message
+    assert f"built for CUDA {torch.version.cuda}" in message
 
 
 def test_half_precision_on_the_cpu_is_refused(seals: dict[str, Seal]) -> None:

@@ -14,17 +14,17 @@ from modelseal.seal.manifest import manifest_digest
 
 def test_an_untouched_seal_opens_with_every_file_checked(seal_copy: Path) -> None:
     seal = open_seal(seal_copy)
+    stated = json.loads((seal_copy / "seal.json").read_text())["files"]
     on_disk = sorted(
         p.relative_to(seal_copy).as_posix()
         for p in seal_copy.rglob("*")
         if p.is_file() and p.name != "seal.json"
     )
-    assert sorted(check.path for check in seal.file_checks) == on_disk
+    assert sorted(check.path for check in seal.file_checks) == on_disk == sorted(stated)
     for check in seal.file_checks:
-        assert check.ok
-        assert (
-            check.actual_sha256 == hashlib.sha256((seal_copy / check.path).read_bytes()).hexdigest()
-        )
+        on_disk_sha256 = hashlib.sha256((seal_copy / check.path).read_bytes()).hexdigest()
+        assert check.expected_sha256 == stated[check.path]["sha256"]
+        assert check.actual_sha256 == on_disk_sha256 == stated[check.path]["sha256"]
 
 
 def test_one_changed_byte_under_model_names_the_file(seal_copy: Path) -> None:

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel, ConfigDict
 
@@ -25,7 +24,6 @@ from modelseal.environment.record import (
     TorchInfo,
 )
 from modelseal.environment.risk import Risk, VersionChange, numerical_why, version_change
-from modelseal.errors import SealFormatError
 
 Category = Literal[
     "package", "python", "platform", "cpu", "blas", "env", "cuda", "gpu", "onnxruntime"
@@ -45,23 +43,6 @@ class DiffRow(BaseModel):
     current: str | None
     risk: Risk
     why: str
-
-
-def parse_lock(lines: list[str]) -> dict[str, str]:
-    """``requirements.lock`` lines -> normalized name -> pinned version.
-
-    A pin whose environment marker does not hold here is kept: it is what was sealed. When a
-    name is pinned twice under different markers, the pin whose marker holds here wins.
-    """
-    pins: dict[str, tuple[str, bool]] = {}
-    for number, line in enumerate(lines, start=1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        name, version, holds = _parse_pin(text, number)
-        if name not in pins or (holds and not pins[name][1]):
-            pins[name] = (version, holds)
-    return {name: version for name, (version, _) in pins.items()}
 
 
 def diff_environments(
@@ -196,34 +177,6 @@ _NONE = "none"
 
 def _row_order(row: DiffRow) -> tuple[int, int, str]:
     return row.risk.rank, CATEGORIES.index(row.category), row.subject
-
-
-def _parse_pin(text: str, number: int) -> tuple[str, str, bool]:
-    """One lock line -> (normalized name, version, whether its marker holds here)."""
-    requirement = _exact_pin(text)
-    if requirement is None:
-        raise SealFormatError(
-            f"requirements.lock line {number}: {text!r} is not an exact pin 'name==version'; "
-            "every line of the lock must pin one distribution (re-seal to regenerate it)"
-        )
-    (specifier,) = requirement.specifier
-    marker = requirement.marker
-    holds = marker is None or marker.evaluate({"extra": ""})
-    return canonicalize_name(requirement.name), specifier.version, holds
-
-
-def _exact_pin(text: str) -> Requirement | None:
-    try:
-        requirement = Requirement(text)
-    except InvalidRequirement:
-        return None
-    specifiers = list(requirement.specifier)
-    if requirement.url or len(specifiers) != 1:
-        return None
-    (specifier,) = specifiers
-    if specifier.operator not in ("==", "===") or specifier.version.endswith(".*"):
-        return None
-    return requirement
 
 
 # --- packages ---------------------------------------------------------------------------

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
-import numpy as np
-
-from modelseal.types import Array, NamedArrays, OutputKind, Signature
+from modelseal.types import Array, NamedArrays, Signature
 
 Example = Array | NamedArrays
 
@@ -34,9 +32,12 @@ class Runtime(Protocol):
     apply them again; everything under ``dest`` is digest-checked before ``load`` sees it.
     ``example`` is the golden input (one array, or arrays by name): formats that do not
     record a signature (a numpy function, TorchScript) infer theirs by running it.
+    ``supports_cuda``: whether ``load`` takes ``cuda``/``cuda:N`` devices; the server picks
+    the device from it before anything loads.
     """
 
     name: ClassVar[str]
+    supports_cuda: ClassVar[bool]
 
     def save(self, model: object, dest: Path, example: Example) -> Signature: ...
 
@@ -55,28 +56,3 @@ class ExampleProvider(Protocol):
     def example_inputs(self, model: object) -> Example | None:
         """The example ``model`` carries (one array, or arrays by name), or None if none."""
         ...
-
-
-def cuda_device_index(device: str) -> int:
-    """The GPU index of ``cuda`` (0) or ``cuda:N`` (N)."""
-    _, _, index = device.partition(":")
-    return int(index) if index else 0
-
-
-_KIND_WORDS = (
-    ("prob", OutputKind.PROBABILITIES),
-    ("label", OutputKind.LABEL),
-    ("class", OutputKind.LABEL),
-    ("score", OutputKind.SCORES),
-    ("logit", OutputKind.SCORES),
-    ("embed", OutputKind.EMBEDDING),
-)
-
-
-def guess_output_kind(name: str, dtype: np.dtype[Any]) -> OutputKind | None:
-    """A kind from the output's name, for formats that do not say (ONNX, TorchScript)."""
-    lowered = name.lower()
-    for word, kind in _KIND_WORDS:
-        if word in lowered:
-            return kind
-    return OutputKind.LABEL if dtype.kind in "biuSU" else None

@@ -35,15 +35,15 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from modelseal.errors import DeviceError, RuntimeLoadError, SourceError, UsageError
-from modelseal.runtimes.base import Example, guess_output_kind
+from modelseal.runtimes.base import Example
 from modelseal.runtimes.modules import referenced_distributions
-from modelseal.runtimes.options import read_options, write_options
+from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
+from modelseal.runtimes.shared import SINGLE_INPUT_NAME, LoadedModel, array_spec, model_path
 from modelseal.types import Array, NamedArrays, Signature, TensorSpec
 
 MODEL_DIR = "mlflow_model"
 MLMODEL_FILE = "MLmodel"
 REQUIREMENTS_FILE = "requirements.txt"
-SINGLE_INPUT_NAME = "input"
 SINGLE_OUTPUT_NAME = "prediction"
 MLFLOW_DISTRIBUTIONS = ("mlflow-skinny", "mlflow")
 """Preferred first: mlflow-skinny is all ``mlflow.pyfunc`` needs to load a model."""
@@ -55,10 +55,25 @@ _SERIALIZERS = {"skops": "skops", "cloudpickle": "cloudpickle"}
 LayoutMode = Literal["array", "tensors", "matrix", "columns"]
 
 
+class LayoutOptions(RuntimeOptions):
+    mode: LayoutMode
+    columns: tuple[str, ...] | None = None
+
+
+class MlflowOptions(RuntimeOptions):
+    input_layout: LayoutOptions
+    signature: Signature
+    flavors: tuple[str, ...]
+    mlflow_distribution: str
+    distributions: tuple[str, ...]
+    mlflow_requirements: tuple[str, ...]
+
+
 class MlflowRuntime:
     """A model in MLflow's format (any flavor), loaded with ``mlflow.pyfunc``."""
 
     name: ClassVar[str] = "mlflow"
+    supports_cuda: ClassVar[bool] = False
 
     def example_inputs(self, model: object) -> Example | None:
         """The model's own ``input_example`` as golden inputs, or None when it has none."""
@@ -90,21 +105,22 @@ class MlflowRuntime:
         signature = Signature(
             inputs=layout.specs,
             outputs=tuple(
-                _output_spec(name, array, dtypes.get(name)) for name, array in outputs.items()
+                array_spec(name, array, output=True, dtype=dtypes.get(name))
+                for name, array in outputs.items()
             ),
         )
         mlflow_requirements = _read_requirements(model_dir / REQUIREMENTS_FILE)
-        write_options(
-            dest,
-            {
-                "input_layout": {"mode": layout.mode, "columns": layout.columns},
-                "signature": signature.model_dump(mode="json"),
-                "flavors": sorted(mlmodel.flavors),
-                "mlflow_distribution": _installed_mlflow(),
-                "distributions": _serving_distributions(pyfunc, mlmodel, mlflow_requirements),
-                "mlflow_requirements": mlflow_requirements,
-            },
+        options = MlflowOptions(
+            input_layout=LayoutOptions(
+                mode=layout.mode, columns=None if layout.columns is None else tuple(layout.columns)
+            ),
+            signature=signature,
+            flavors=tuple(sorted(mlmodel.flavors)),
+            mlflow_distribution=_installed_mlflow(),
+            distributions=tuple(_serving_distributions(pyfunc, mlmodel, mlflow_requirements)),
+            mlflow_requirements=tuple(mlflow_requirements),
         )
+        write_options(dest, options)
         return signature
 
     def load(self, path: Path, device: str) -> LoadedMlflow:
@@ -113,37 +129,33 @@ class MlflowRuntime:
                 f"the mlflow runtime runs pyfunc models on the CPU only; asked for {device!r} "
                 "(seal a GPU model with the torch or onnx runtime instead)"
             )
-        options = read_options(path)
+        options = read_options(path, MlflowOptions)
         started = time.perf_counter()
         import mlflow.pyfunc  # noqa: F401  (timed on its own: importing mlflow takes seconds)
 
         imported = time.perf_counter()
         pyfunc = _load_pyfunc(path / MODEL_DIR)
         timings = {"import": imported - started, "read": time.perf_counter() - imported}
-        signature = Signature.model_validate(options["signature"])
-        layout_options = options["input_layout"]
+        columns = options.input_layout.columns
         layout = InputLayout(
-            mode=layout_options["mode"],
-            specs=signature.inputs,
-            columns=layout_options.get("columns"),
+            mode=options.input_layout.mode,
+            specs=options.signature.inputs,
+            columns=None if columns is None else list(columns),
         )
-        return LoadedMlflow(pyfunc, layout, signature, timings)
+        return LoadedMlflow(
+            pyfunc=pyfunc, layout=layout, signature=options.signature, load_timings=timings
+        )
 
     def requirements(self, path: Path) -> list[str]:
-        options = read_options(path)
-        roots = {options["mlflow_distribution"], "numpy", "pandas", *options["distributions"]}
+        options = read_options(path, MlflowOptions)
+        roots = {options.mlflow_distribution, "numpy", "pandas", *options.distributions}
         return sorted(roots)
 
 
-class LoadedMlflow:
-    def __init__(
-        self, pyfunc: Any, layout: InputLayout, signature: Signature, timings: dict[str, float]
-    ) -> None:
-        self.pyfunc = pyfunc
-        self.layout = layout
-        self.signature = signature
-        self.device = "cpu"
-        self.load_timings = timings
+@dataclass(kw_only=True)
+class LoadedMlflow(LoadedModel):
+    pyfunc: Any
+    layout: InputLayout
 
     def predict(self, inputs: NamedArrays) -> NamedArrays:
         result = _predict(self.pyfunc, self.layout, inputs)
@@ -210,12 +222,13 @@ class InputLayout:
 
 def _model_source(model: object) -> str:
     """A local model folder, or a URI for MLflow to resolve."""
-    if not isinstance(model, str | Path):
+    path = model_path(model)
+    if path is None:
         raise UsageError(
             f"cannot seal a {type(model).__name__} with the mlflow runtime: expected an MLflow "
             "model folder or a runs:/... or models:/NAME/VERSION URI"
         )
-    text = str(model)
+    text = model if isinstance(model, str) else str(path)
     if Path(text).is_dir():
         if not (Path(text) / MLMODEL_FILE).is_file():
             raise UsageError(f"{text}: not an MLflow model folder (it has no {MLMODEL_FILE} file)")
@@ -301,8 +314,8 @@ def _input_layout(
     if example is None:
         raise UsageError("the MLflow model has neither a signature nor an input example")
     if isinstance(example, np.ndarray):
-        return InputLayout("array", (_example_spec(SINGLE_INPUT_NAME, example),))
-    specs = tuple(_example_spec(name, array) for name, array in example.items())
+        return InputLayout("array", (array_spec(SINGLE_INPUT_NAME, example, output=False),))
+    specs = tuple(array_spec(name, array, output=False) for name, array in example.items())
     saved_as = (mlmodel.saved_input_example_info or {}).get("type")
     return InputLayout("columns" if saved_as == "dataframe" else "tensors", specs)
 
@@ -352,12 +365,6 @@ def _layout_from_schema(schema: Any) -> InputLayout:
 def _tensor_spec(name: str, spec: Any) -> TensorSpec:
     shape = tuple(int(dim) for dim in spec.shape)
     return TensorSpec(name=name, dtype=np.dtype(spec.type).name, shape=(-1, *shape[1:]))
-
-
-def _example_spec(name: str, array: Array) -> TensorSpec:
-    if array.ndim == 0:
-        raise UsageError(f"input {name!r} is a scalar; inputs need a batch axis (axis 0)")
-    return TensorSpec(name=name, dtype=_dtype_name(array), shape=(-1, *array.shape[1:]))
 
 
 def _signature_outputs(mlmodel: Any) -> tuple[list[str] | None, dict[str, str]]:
@@ -420,28 +427,12 @@ def _named_outputs(result: Any, names: list[str] | None) -> NamedArrays:
     )
 
 
-def _output_spec(name: str, array: Array, dtype: str | None) -> TensorSpec:
-    if array.ndim == 0:
-        raise UsageError(f"output {name!r} is a scalar; outputs need a batch axis (axis 0)")
-    dtype = dtype or _dtype_name(array)
-    return TensorSpec(
-        name=name,
-        dtype=dtype,
-        shape=(-1, *array.shape[1:]),
-        kind=guess_output_kind(name, np.dtype(dtype)),
-    )
-
-
 def _column_array(values: Any) -> Array:
     """An ndarray without Python objects: strings become numpy unicode arrays."""
     array: Array = np.asarray(values)
     if array.dtype.kind == "O":
         return array.astype(str)
     return array
-
-
-def _dtype_name(array: Array) -> str:
-    return "str" if array.dtype.kind == "U" else array.dtype.name
 
 
 def _as_dtype(array: Array, spec: TensorSpec) -> Array:

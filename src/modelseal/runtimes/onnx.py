@@ -9,20 +9,28 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
 from modelseal.errors import DeviceError, RuntimeLoadError, UsageError
-from modelseal.runtimes.base import Example, cuda_device_index, guess_output_kind
-from modelseal.runtimes.options import read_options, write_options
+from modelseal.runtimes.base import Example
+from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
+from modelseal.runtimes.shared import (
+    LoadedModel,
+    check_model_file,
+    cuda_device_index,
+    guess_output_kind,
+    model_path,
+)
 from modelseal.types import NamedArrays, Signature, TensorSpec
 
 MODEL_FILE = "model.onnx"
 ORT_DISTRIBUTIONS = ("onnxruntime-gpu", "onnxruntime", "onnxruntime-openvino")
-GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+GraphOptimizationLevel = Literal["disable", "basic", "extended", "all"]
 _ORT_TYPES = {
     "tensor(float)": "float32",
     "tensor(double)": "float64",
@@ -39,20 +47,16 @@ _ORT_TYPES = {
 }
 
 
-@dataclass(frozen=True)
-class SessionSettings:
+class SessionSettings(RuntimeOptions):
     """onnxruntime session options that change numerics; sealed and applied again at load."""
 
-    intra_op_num_threads: int = 0
-    inter_op_num_threads: int = 0
-    graph_optimization_level: str = "all"
+    intra_op_num_threads: int = Field(default=0, ge=0)
+    inter_op_num_threads: int = Field(default=0, ge=0)
+    graph_optimization_level: GraphOptimizationLevel = "all"
 
-    def __post_init__(self) -> None:
-        if self.graph_optimization_level not in GRAPH_OPTIMIZATION_LEVELS:
-            raise UsageError(
-                f"graph_optimization_level {self.graph_optimization_level!r} is not one of "
-                f"{', '.join(GRAPH_OPTIMIZATION_LEVELS)}"
-            )
+
+class OnnxOptions(RuntimeOptions):
+    session: SessionSettings
 
 
 class OnnxRuntime:
@@ -67,10 +71,10 @@ class OnnxRuntime:
     def save(self, model: object, dest: Path, example: Example) -> Signature:
         dest.mkdir(parents=True, exist_ok=True)
         model_file = dest / MODEL_FILE
-        _write_model(model, model_file)
-        session = _session(model_file, self.settings, ["CPUExecutionProvider"])
+        given = _write_model(model, model_file)
+        session = _session(model_file, self.settings, ["CPUExecutionProvider"], shown_as=given)
         signature = _session_signature(session)
-        write_options(dest, {"session": asdict(self.settings)})
+        write_options(dest, OnnxOptions(session=self.settings))
         return signature
 
     def load(self, path: Path, device: str) -> LoadedOnnx:
@@ -78,9 +82,9 @@ class OnnxRuntime:
         import onnxruntime
 
         imported = time.perf_counter()
-        settings = SessionSettings(**read_options(path)["session"])
+        settings = read_options(path, OnnxOptions).session
         providers = _providers_for(device, onnxruntime.get_available_providers())
-        session = _session(path / MODEL_FILE, settings, providers)
+        session = _session(path / MODEL_FILE, settings, providers, shown_as=MODEL_FILE)
         if device.startswith("cuda") and "CUDAExecutionProvider" not in session.get_providers():
             raise DeviceError(
                 "onnxruntime could not start its CUDA provider (it fell back to "
@@ -89,7 +93,12 @@ class OnnxRuntime:
             )
         loaded = time.perf_counter()
         timings = {"import": imported - started, "session": loaded - imported}
-        return LoadedOnnx(session, _session_signature(session), device, timings)
+        return LoadedOnnx(
+            session=session,
+            signature=_session_signature(session),
+            device=device,
+            load_timings=timings,
+        )
 
     def requirements(self, path: Path) -> list[str]:
         from importlib import metadata
@@ -104,39 +113,41 @@ class OnnxRuntime:
         return ["numpy", *(installed[:1] or ["onnxruntime"])]
 
 
-class LoadedOnnx:
-    def __init__(
-        self, session: Any, signature: Signature, device: str, timings: dict[str, float]
-    ) -> None:
-        self.session = session
-        self.signature = signature
-        self.device = device
-        self.load_timings = timings
-        self._output_names = signature.output_names
+@dataclass(kw_only=True)
+class LoadedOnnx(LoadedModel):
+    session: Any
+    _output_names: list[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._output_names = self.signature.output_names
 
     def predict(self, inputs: NamedArrays) -> NamedArrays:
         results = self.session.run(self._output_names, inputs)
         return dict(zip(self._output_names, results, strict=True))
 
 
-def _write_model(model: object, model_file: Path) -> None:
-    if isinstance(model, str | Path):
-        source = Path(model)
-        if not source.is_file():
-            raise UsageError(f"{source}: no such ONNX model file")
+def _write_model(model: object, model_file: Path) -> str:
+    """Write the model given as ``model_file``; returns how to name what was given."""
+    source = model_path(model)
+    if source is not None:
+        check_model_file(source, (".onnx",), "an ONNX model file (.onnx)", "onnx")
         shutil.copyfile(source, model_file)
-    elif isinstance(model, bytes):
+        return str(source)
+    if isinstance(model, bytes):
         model_file.write_bytes(model)
-    elif hasattr(model, "SerializeToString"):
+        return "the ONNX bytes given"
+    if hasattr(model, "SerializeToString"):
         model_file.write_bytes(model.SerializeToString())
-    else:
-        raise UsageError(
-            f"cannot seal a {type(model).__name__} with the onnx runtime: expected a .onnx "
-            "path, an onnx.ModelProto or its serialized bytes"
-        )
+        return f"the {type(model).__name__} given"
+    raise UsageError(
+        f"cannot seal a {type(model).__name__} with the onnx runtime: expected a .onnx "
+        "path, an onnx.ModelProto or its serialized bytes"
+    )
 
 
-def _session(model_file: Path, settings: SessionSettings, providers: list[Any]) -> Any:
+def _session(
+    model_file: Path, settings: SessionSettings, providers: list[Any], *, shown_as: str
+) -> Any:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -152,7 +163,8 @@ def _session(model_file: Path, settings: SessionSettings, providers: list[Any]) 
         return onnxruntime.InferenceSession(str(model_file), options, providers=providers)
     except Exception as exc:
         raise RuntimeLoadError(
-            f"{model_file.name}: onnxruntime cannot load the model: {type(exc).__name__}: {exc}"
+            f"{shown_as}: onnxruntime cannot load it as an ONNX model: "
+            f"{type(exc).__name__}: {str(exc).replace(str(model_file), shown_as)}"
         ) from exc
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import time
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -18,20 +20,35 @@ import numpy as np
 from modelseal.errors import DeviceError, RuntimeLoadError, UsageError
 from modelseal.runtimes.base import Example
 from modelseal.runtimes.modules import referenced_distributions
-from modelseal.runtimes.options import read_options, write_options
+from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
+from modelseal.runtimes.shared import (
+    SINGLE_INPUT_NAME,
+    LoadedModel,
+    check_model_file,
+    model_path,
+)
 from modelseal.types import NamedArrays, OutputKind, Signature, TensorSpec
 
 Serialization = Literal["skops", "joblib"]
-INPUT_NAME = "input"
+INPUT_NAME = SINGLE_INPUT_NAME
 MODEL_FILES: dict[str, str] = {"skops": "model.skops", "joblib": "model.joblib"}
+SKOPS_SUFFIXES = (".skops",)
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 TRUSTED_LIBRARIES = frozenset({"sklearn", "numpy", "scipy"})
+
+
+class SklearnOptions(RuntimeOptions):
+    serialization: Serialization
+    trusted_types: tuple[str, ...] = ()
+    distributions: tuple[str, ...] = ()
+    signature: Signature
 
 
 class SklearnRuntime:
     """A fitted scikit-learn estimator (or pipeline) taking one 2-D float input."""
 
     name: ClassVar[str] = "sklearn"
+    supports_cuda: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -42,10 +59,8 @@ class SklearnRuntime:
         self.trusted_types = sorted(trusted_types or [])
 
     def save(self, model: object, dest: Path, example: Example) -> Signature:
-        if isinstance(model, str | Path):
-            estimator = _read_model_file(Path(model), self.trusted_types)
-        else:
-            estimator = model
+        source = model_path(model)
+        estimator = model if source is None else _read_model_file(source, self.trusted_types)
         signature = estimator_signature(estimator)
         dest.mkdir(parents=True, exist_ok=True)
         model_file = dest / MODEL_FILES[self.serialization]
@@ -61,44 +76,42 @@ class SklearnRuntime:
             import joblib
 
             joblib.dump(estimator, model_file)
-        write_options(
-            dest,
-            {
-                "serialization": self.serialization,
-                "trusted_types": trusted,
-                "distributions": referenced_distributions(estimator),
-                "signature": signature.model_dump(mode="json"),
-            },
+        options = SklearnOptions(
+            serialization=self.serialization,
+            trusted_types=tuple(trusted),
+            distributions=tuple(referenced_distributions(estimator)),
+            signature=signature,
         )
+        write_options(dest, options)
         return signature
 
     def load(self, path: Path, device: str) -> LoadedEstimator:
         if device != "cpu":
             raise DeviceError(f"scikit-learn runs on the CPU only; asked for device {device!r}")
-        options = read_options(path)
+        options = read_options(path, SklearnOptions)
         started = time.perf_counter()
-        serialization: Serialization = options["serialization"]
-        importlib.import_module("skops.io" if serialization == "skops" else "joblib")
+        importlib.import_module("skops.io" if options.serialization == "skops" else "joblib")
         imported = time.perf_counter()
-        estimator = _load_estimator(path / MODEL_FILES[serialization], options)
+        estimator = _load_estimator(path / MODEL_FILES[options.serialization], options)
         timings = {"import": imported - started, "read": time.perf_counter() - imported}
-        signature = Signature.model_validate(options["signature"])
-        return LoadedEstimator(estimator, signature, timings)
+        return LoadedEstimator(
+            estimator=estimator, signature=options.signature, load_timings=timings
+        )
 
     def requirements(self, path: Path) -> list[str]:
-        options = read_options(path)
-        roots = {"scikit-learn", "numpy", *options.get("distributions", [])}
-        roots.add("skops" if options["serialization"] == "skops" else "joblib")
+        options = read_options(path, SklearnOptions)
+        roots = {"scikit-learn", "numpy", *options.distributions}
+        roots.add("skops" if options.serialization == "skops" else "joblib")
         return sorted(roots)
 
 
-class LoadedEstimator:
-    def __init__(self, estimator: Any, signature: Signature, timings: dict[str, float]) -> None:
-        self.estimator = estimator
-        self.signature = signature
-        self.device = "cpu"
-        self.load_timings = timings
-        self._methods = [(spec, _METHOD_OF_OUTPUT[spec.name]) for spec in signature.outputs]
+@dataclass(kw_only=True)
+class LoadedEstimator(LoadedModel):
+    estimator: Any
+    _methods: list[tuple[TensorSpec, str]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._methods = [(spec, _METHOD_OF_OUTPUT[spec.name]) for spec in self.signature.outputs]
 
     def predict(self, inputs: NamedArrays) -> NamedArrays:
         features = inputs[INPUT_NAME]
@@ -174,24 +187,29 @@ def _default_serialization() -> Serialization:
 
 
 def _read_model_file(path: Path, trusted_types: list[str]) -> Any:
-    if not path.is_file():
-        raise UsageError(f"{path}: no such model file (expected a .skops or .joblib file)")
-    if path.suffix == ".skops":
-        return _load_skops(path, trusted_types)
-    if path.suffix in PICKLE_SUFFIXES:
-        import joblib
-
-        return joblib.load(path)
-    raise UsageError(
-        f"{path}: unknown scikit-learn model file type {path.suffix!r}; "
-        f"expected .skops or one of {', '.join(PICKLE_SUFFIXES)}"
+    expected = (
+        f"a scikit-learn model saved by skops (.skops) or joblib ({', '.join(PICKLE_SUFFIXES)})"
     )
+    check_model_file(path, SKOPS_SUFFIXES + PICKLE_SUFFIXES, expected, "sklearn")
+    if path.suffix.lower() in SKOPS_SUFFIXES:
+        if not zipfile.is_zipfile(path):
+            raise UsageError(f"{path}: not a zip archive, so not a skops file; expected {expected}")
+        return _load_skops(path, trusted_types)
+    import joblib
 
-
-def _load_estimator(model_file: Path, options: dict[str, Any]) -> Any:
     try:
-        if options["serialization"] == "skops":
-            return _load_skops(model_file, list(options.get("trusted_types", [])))
+        return joblib.load(path)
+    except Exception as exc:
+        raise UsageError(
+            f"{path}: cannot be read as a joblib or pickle file ({type(exc).__name__}: {exc}); "
+            f"expected {expected}"
+        ) from exc
+
+
+def _load_estimator(model_file: Path, options: SklearnOptions) -> Any:
+    try:
+        if options.serialization == "skops":
+            return _load_skops(model_file, list(options.trusted_types))
         import joblib
 
         return joblib.load(model_file)

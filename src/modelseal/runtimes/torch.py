@@ -21,28 +21,41 @@ from __future__ import annotations
 import shutil
 import time
 import warnings
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from modelseal.errors import DeviceError, RuntimeLoadError, UsageError
-from modelseal.runtimes.base import Example, cuda_device_index, guess_output_kind
-from modelseal.runtimes.options import read_options, write_options
-from modelseal.types import Array, NamedArrays, Signature, TensorSpec
+from modelseal.runtimes.base import Example
+from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
+from modelseal.runtimes.shared import (
+    LoadedModel,
+    array_spec,
+    check_model_file,
+    cuda_device_index,
+    model_path,
+    named_example,
+)
+from modelseal.types import Array, NamedArrays, Signature
 
 Format = Literal["torchscript", "export"]
 MODEL_FILES: dict[str, str] = {"torchscript": "model.pt", "export": "model.pt2"}
-SINGLE_INPUT_NAME = "input"
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth")
+EXPORT_SUFFIXES = (".pt2",)
 SINGLE_OUTPUT_NAME = "output"
+EXPECTED_FILE = (
+    "a TorchScript archive saved by torch.jit.save (.pt) or a program saved by "
+    "torch.export.save (.pt2)"
+)
 OutputStructure = Literal["tensor", "tuple", "dict"]
 
 
-@dataclass(frozen=True)
-class NumericSettings:
+class NumericSettings(RuntimeOptions):
     """torch's process-wide settings that change numerics; sealed, and restored at load."""
 
     tf32_matmul: bool
@@ -80,6 +93,13 @@ class NumericSettings:
         torch.set_num_threads(self.num_threads)
 
 
+class TorchOptions(RuntimeOptions):
+    format: Format
+    output_structure: OutputStructure
+    numerics: NumericSettings
+    signature: Signature
+
+
 class TorchRuntime:
     """A TorchScript module or a ``torch.export.ExportedProgram`` (or a file of either)."""
 
@@ -92,25 +112,33 @@ class TorchRuntime:
     def save(self, model: object, dest: Path, example: Example) -> Signature:
         settings = NumericSettings.current()
         dest.mkdir(parents=True, exist_ok=True)
-        model_format = _write_model(model, dest)
-        module = _read_module(dest / MODEL_FILES[model_format], model_format, "cpu")
-        inputs = _named_example(example)
+        model_format, given = _write_model(model, dest)
+        try:
+            module = _read_module(dest / MODEL_FILES[model_format], model_format, "cpu", given)
+        except RuntimeLoadError as exc:
+            if model_path(model) is None:
+                raise
+            raise UsageError(
+                f"{exc}; expected {EXPECTED_FILE}, not weights or a module pickled by "
+                "torch.save (script or export the model first)"
+            ) from exc
+        inputs = named_example(example)
         if model_format == "export":
             _check_free_batch(module.model, list(inputs))
         result = _run_example(module.on_device("cpu", half=False), inputs)
         structure, outputs = _named_result(result)
         signature = Signature(
-            inputs=tuple(_spec(name, array, output=False) for name, array in inputs.items()),
-            outputs=tuple(_spec(name, array, output=True) for name, array in outputs.items()),
+            inputs=tuple(array_spec(name, array, output=False) for name, array in inputs.items()),
+            outputs=tuple(array_spec(name, array, output=True) for name, array in outputs.items()),
         )
         write_options(
             dest,
-            {
-                "format": model_format,
-                "output_structure": structure,
-                "numerics": asdict(settings),
-                "signature": signature.model_dump(mode="json"),
-            },
+            TorchOptions(
+                format=model_format,
+                output_structure=structure,
+                numerics=settings,
+                signature=signature,
+            ),
         )
         return signature
 
@@ -120,40 +148,36 @@ class TorchRuntime:
 
         imported = time.perf_counter()
         torch_device = _check_device(device, half=self.half)
-        options = read_options(path)
-        NumericSettings(**options["numerics"]).apply()
-        model_format: Format = options["format"]
-        module = _read_module(path / MODEL_FILES[model_format], model_format, torch_device)
+        options = read_options(path, TorchOptions)
+        options.numerics.apply()
+        model_file = MODEL_FILES[options.format]
+        module = _read_module(path / model_file, options.format, torch_device, model_file)
         read = time.perf_counter()
         function = module.on_device(torch_device, half=self.half)
         moved = time.perf_counter()
         timings = {"import": imported - started, "read": read - imported, "to_device": moved - read}
-        signature = Signature.model_validate(options["signature"])
         return LoadedTorch(
-            function, signature, options["output_structure"], torch_device, self.half, timings
+            function=function,
+            signature=options.signature,
+            structure=options.output_structure,
+            device=torch_device,
+            half=self.half,
+            load_timings=timings,
         )
 
     def requirements(self, path: Path) -> list[str]:
         return ["numpy", "torch"]
 
 
-class LoadedTorch:
-    def __init__(
-        self,
-        function: Any,
-        signature: Signature,
-        structure: OutputStructure,
-        device: str,
-        half: bool,
-        timings: dict[str, float],
-    ) -> None:
-        self.function = function
-        self.signature = signature
-        self.structure = structure
-        self.device = device
-        self.half = half
-        self.load_timings = timings
-        self._input_names = signature.input_names
+@dataclass(kw_only=True)
+class LoadedTorch(LoadedModel):
+    function: Any
+    structure: OutputStructure
+    half: bool
+    _input_names: list[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._input_names = self.signature.input_names
 
     def predict(self, inputs: NamedArrays) -> NamedArrays:
         ordered = {name: inputs[name] for name in self._input_names}
@@ -187,23 +211,22 @@ class _Module:
         return module.half() if half else module
 
 
-def _write_model(model: object, dest: Path) -> Format:
+def _write_model(model: object, dest: Path) -> tuple[Format, str]:
+    """Write the model given under ``dest``: its format, and how to name what was given."""
     import torch
 
-    if isinstance(model, str | Path):
-        source = Path(model)
-        if not source.is_file():
-            raise UsageError(f"{source}: no such TorchScript (.pt) or torch.export (.pt2) file")
+    source = model_path(model)
+    if source is not None:
         model_format = _file_format(source)
         shutil.copyfile(source, dest / MODEL_FILES[model_format])
-        return model_format
+        return model_format, str(source)
     if isinstance(model, torch.jit.ScriptModule):
         with _torchscript_is_deliberate():
             torch.jit.save(model, str(dest / MODEL_FILES["torchscript"]))
-        return "torchscript"
+        return "torchscript", "the ScriptModule given"
     if isinstance(model, torch.export.ExportedProgram):
         torch.export.save(model, str(dest / MODEL_FILES["export"]))
-        return "export"
+        return "export", "the ExportedProgram given"
     hint = (
         "; script it (torch.jit.script) or export it (torch.export.export) first"
         if isinstance(model, torch.nn.Module)
@@ -216,19 +239,13 @@ def _write_model(model: object, dest: Path) -> Format:
 
 
 def _file_format(source: Path) -> Format:
-    import zipfile
-
-    if source.suffix == ".pt2":
-        return "export"
-    if source.suffix in (".pt", ".pth") and zipfile.is_zipfile(source):
-        return "torchscript"
-    raise UsageError(
-        f"{source}: expected a TorchScript archive saved by torch.jit.save (.pt) or a "
-        "program saved by torch.export.save (.pt2)"
-    )
+    check_model_file(source, TORCHSCRIPT_SUFFIXES + EXPORT_SUFFIXES, EXPECTED_FILE, "torch")
+    if not zipfile.is_zipfile(source):
+        raise UsageError(f"{source}: not a zip archive, so not {EXPECTED_FILE}")
+    return "export" if source.suffix.lower() in EXPORT_SUFFIXES else "torchscript"
 
 
-def _read_module(model_file: Path, model_format: Format, device: str) -> _Module:
+def _read_module(model_file: Path, model_format: Format, device: str, shown_as: str) -> _Module:
     import torch
 
     # Neither load() is annotated; strict mypy refuses untyped calls.
@@ -242,8 +259,8 @@ def _read_module(model_file: Path, model_format: Format, device: str) -> _Module
         return _Module(script, model_format)
     except Exception as exc:
         raise RuntimeLoadError(
-            f"{model_file.name}: torch {torch.__version__} cannot load the model: "
-            f"{type(exc).__name__}: {exc}"
+            f"{shown_as}: torch {torch.__version__} cannot load the model: "
+            f"{type(exc).__name__}: {str(exc).replace(str(model_file), shown_as)}"
         ) from exc
 
 
@@ -272,11 +289,18 @@ def _check_device(device: str, *, half: bool) -> str:
     kind, _, index = device.partition(":")
     if kind != "cuda" or (index and not index.isdigit()):
         raise DeviceError(f"the torch runtime runs on 'cpu', 'cuda' or 'cuda:N', not {device!r}")
+    if torch.version.cuda is None:
+        raise DeviceError(
+            f"device {device!r} asked for, but the installed torch {torch.__version__} is a "
+            "CPU-only build (torch.version.cuda is None), so no GPU is usable whatever the "
+            "machine has; install a CUDA build of the same torch version in this environment "
+            "(pip install torch==VERSION --index-url https://download.pytorch.org/whl/cuXYZ, "
+            "with a CUDA version the driver supports: nvidia-smi shows it)"
+        )
     if not torch.cuda.is_available():
-        built_for = torch.version.cuda or "none: a CPU-only build"
         raise DeviceError(
             f"device {device!r} asked for, but torch.cuda.is_available() is False here "
-            f"(torch {torch.__version__}, built for CUDA {built_for}); "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}); "
             "check that the container was started with GPU access (NVIDIA Container Toolkit, "
             "docker run --gpus), that CUDA_VISIBLE_DEVICES does not hide the GPU, and that the "
             "NVIDIA driver supports the CUDA version this torch was built with (nvidia-smi)"
@@ -306,12 +330,6 @@ def _check_free_batch(program: Any, input_names: list[str]) -> None:
                 "dynamic_shapes marking axis 0 of every input, for example "
                 "{'x': {0: torch.export.Dim('batch')}}"
             )
-
-
-def _named_example(example: Example) -> NamedArrays:
-    if isinstance(example, np.ndarray):
-        return {SINGLE_INPUT_NAME: example}
-    return dict(example)
 
 
 def _run_example(function: Any, inputs: NamedArrays) -> Any:
@@ -378,10 +396,3 @@ def _to_numpy(value: Any) -> Array:
         tensor = tensor.float()
     array: Array = tensor.numpy()
     return array
-
-
-def _spec(name: str, array: Array, *, output: bool) -> TensorSpec:
-    if array.ndim == 0:
-        raise UsageError(f"{name!r} is a scalar; inputs and outputs need a batch axis (axis 0)")
-    kind = guess_output_kind(name, array.dtype) if output else None
-    return TensorSpec(name=name, dtype=array.dtype.name, shape=(-1, *array.shape[1:]), kind=kind)

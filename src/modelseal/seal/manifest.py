@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelseal.errors import IntegrityError, SealFormatError
+from modelseal.errors import IntegrityError, SealFormatError, UsageError
 from modelseal.types import Signature
 
 SEAL_FORMAT = 1
@@ -17,6 +18,9 @@ ENVIRONMENT_FILE = "environment.json"
 LOCK_FILE = "requirements.lock"
 GOLDEN_FILE = "golden.npz"
 MODEL_DIR = "model"
+IDENTITY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""What a seal's name and version may be: each is one segment of OIP v2 URL paths
+(``/v2/models/NAME/versions/VERSION``), so no ``/``, spaces or other characters to escape."""
 
 
 class FileEntry(BaseModel):
@@ -44,6 +48,23 @@ class SealManifest(BaseModel):
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def check_identity(name: str, version: str) -> None:
+    """Refuse a name or version that cannot be one URL path segment (see IDENTITY_PATTERN)."""
+    for field, value in (("name", name), ("version", version)):
+        if not isinstance(value, str) or not IDENTITY_PATTERN.fullmatch(value):
+            raise UsageError(
+                f"--{field} {value!r}: a model {field} goes into URL paths "
+                "(/v2/models/NAME/versions/VERSION), so it may hold only letters, digits, '.', "
+                "'_' and '-', start with a letter or digit, and be at most 128 characters "
+                f"(for example {_suggestion(value)!r})"
+            )
+
+
+def _suggestion(value: object) -> str:
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", str(value)).strip("-._")[:128]
+    return text or "model-1"
 
 
 def manifest_digest(body: dict[str, Any]) -> str:

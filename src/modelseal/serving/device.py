@@ -38,7 +38,7 @@ def choose_device(requested: str, runtime_name: str, require_gpu: int) -> Device
             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
             f"refusing to run on the CPU. {GPU_CHECKLIST}"
         )
-    runtime_cuda = bool(getattr(get_runtime(runtime_name), "supports_cuda", False))
+    runtime_cuda = get_runtime(runtime_name).supports_cuda
     if requested == "auto":
         if gpus and runtime_cuda:
             return DeviceChoice("cuda:0", gpus[0])
