@@ -400,3 +400,51 @@ def diff(
         print_json(report.model_dump(mode="json"))
         return
     stdout.print(environment_rows_view(report.rows, show_info=show_all))
+
+
+# --- doctor (triage) -------------------------------------------------------------------------
+
+
+@app.command()
+def doctor(
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[SEAL]",
+            envvar=["MODELSEAL_SOURCE", "MODEL_SOURCE", "MODEL_VOLUME_PATH"],
+            help="The seal to judge against (folder, archive or file:// URI); optional.",
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Also check the server at URL: health, digest, drift, a golden row."),
+    ] = None,
+    container: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|ID",
+            help="Check a running container: the doctor inside it plus what Docker knows.",
+        ),
+    ] = None,
+    latency_budget_ms: Annotated[
+        float,
+        typer.Option(
+            envvar="MODELSEAL_LATENCY_BUDGET_MS",
+            help="Warn when one golden row takes longer than this through --url.",
+        ),
+    ] = 1000.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Triage: GPU, dependency drift, limits, threads, server and container checks."""
+    from modelseal.doctor import DoctorOptions, run_doctor
+    from modelseal.doctor.view import doctor_view
+
+    options = DoctorOptions(url=url, container=container, latency_budget_s=latency_budget_ms / 1000)
+    seal = open_seal(resolve_source(source)) if source else None
+    report = run_doctor(seal, options)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+    else:
+        stdout.print(doctor_view(report))
+    if not report.passes:
+        raise typer.Exit(EXIT_DRIFT)
