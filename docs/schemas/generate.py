@@ -7,12 +7,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from modelseal.doctor.report import DoctorReport
 from modelseal.verify import DiffReport, VerifyReport
 
 HERE = Path(__file__).parent
 SCHEMAS: dict[str, type[BaseModel]] = {
     "verify-report.schema.json": VerifyReport,
     "diff-report.schema.json": DiffReport,
+    "doctor-report.schema.json": DoctorReport,
 }
 
 

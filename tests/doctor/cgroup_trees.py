@@ -199,7 +199,7 @@ class ChildCgroup:
         (self.cpu / "cpu.cfs_period_us").write_text(str(period_us))
         (self.cpu / "cpu.cfs_quota_us").write_text(str(quota_us))
 
-    def run(self, command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    def run(self, command: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run ``command`` inside this cgroup (the shell joins it, then execs the command)."""
         join = (
             f'echo $$ > "{self.memory}/cgroup.procs" && echo $$ > "{self.cpu}/cgroup.procs" '
@@ -210,7 +210,7 @@ class ChildCgroup:
             capture_output=True,
             text=True,
             check=False,
-            **kwargs,  # type: ignore[arg-type]
+            timeout=timeout,
         )
 
 

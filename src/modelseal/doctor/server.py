@@ -73,7 +73,7 @@ def server_checks(
         check_live(facts.live),
         check_ready(facts.ready, facts.health),
         check_digest(facts.seal, seal),
-        check_drift(facts.seal, facts.metrics),
+        check_drift(facts.seal, facts.ready),
         check_device(facts.health, seal),
         inference,
         latency,
@@ -172,7 +172,7 @@ def check_digest(reply: http.Reply, seal: SealFacts | None) -> Check:
     )
 
 
-def check_drift(seal_reply: http.Reply, metrics: http.Reply) -> Check:
+def check_drift(seal_reply: http.Reply, ready: http.Reply) -> Check:
     title = "server's drift verdict"
     report = seal_reply.json_object().get("verify")
     if not seal_reply.ok:
@@ -187,7 +187,8 @@ def check_drift(seal_reply: http.Reply, metrics: http.Reply) -> Check:
             "wait for start-up to finish; if it never does, /health says which step hangs",
         )  # fmt: skip
     verdict = str(report.get("verdict"))
-    serving_anyway = _metric_value(metrics, "modelseal_drift_warning") == 1
+    # Judged from readiness: a drifted server that answers ready takes traffic.
+    serving_anyway = verdict != "consistent" and ready.ok
     facts: Facts = {"verdict": verdict, "serving_despite_drift": serving_anyway}
     if verdict == "consistent":
         return new_check(
@@ -398,8 +399,3 @@ def _samples(reply: http.Reply, name: str) -> list[tuple[dict[str, str], float]]
             continue
         found.append((dict(_LABEL.findall(match.group(2) or "")), value))
     return found
-
-
-def _metric_value(reply: http.Reply, name: str) -> float | None:
-    samples = _samples(reply, name) if reply.ok else []
-    return samples[0][1] if samples else None
