@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,7 +65,7 @@ def test_no_limit_judges_the_model_against_the_host(tmp_path: Path) -> None:
     cgroup = read_cgroup_limits(v2_container(tmp_path, memory_max="max"))
     check = check_memory(limit_facts(cgroup), 100 * GIB)
     assert check.status is Status.FAIL
-    assert "no memory limit; host memory 64.0 GiB" in check.evidence
+    assert "no memory limit; host memory 64 GiB" in check.evidence
 
 
 def test_less_than_one_cpu_warns(tmp_path: Path) -> None:
@@ -105,7 +106,7 @@ def test_disk_smaller_than_the_model_fails_and_unwritable_warns(tmp_path: Path) 
     facts = LimitFacts(CgroupLimits(version=None), None, 2, None, (roomy, full))
     check = check_disk(facts, 200 * MIB)
     assert check.status is Status.FAIL
-    assert "/cache: 10.0 MiB free" in check.evidence
+    assert "/cache: 10 MiB free" in check.evidence
     ok = check_disk(LimitFacts(CgroupLimits(version=None), None, 2, None, (roomy,)), 200 * MIB)
     assert ok.status is Status.OK
     ro = check_disk(LimitFacts(CgroupLimits(version=None), None, 2, None, (locked,)), None)
@@ -151,8 +152,9 @@ def test_blas_threads_beyond_the_cpu_quota_are_flagged(tmp_path: Path) -> None:
     root = v2_container(tmp_path, cpu_max="100000 100000")  # one CPU
     check = threads_check(root, {"OMP_NUM_THREADS": "8"})
     assert check["status"] == "warn", check
-    assert "openmp (libgomp" in str(check["evidence"])
-    assert "runs 8 threads on 1 usable CPU(s): oversubscribed" in str(check["evidence"])
+    evidence = str(check["evidence"])
+    assert re.search(r"openmp \(libgomp[^)]*\) runs 8 threads", evidence), evidence
+    assert "on 1 usable CPU(s): oversubscribed" in evidence
     assert "OMP_NUM_THREADS=1" in str(check["fix"])
 
 

@@ -68,5 +68,6 @@ def size_text(size: float) -> str:
     for unit, scale in (("GiB", GIB), ("MiB", MIB), ("KiB", 1 << 10)):
         if abs(size) >= scale:
             value = size / scale
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+            number = f"{value:.1f}".removesuffix(".0") if value < 100 else f"{value:.0f}"
+            return f"{number} {unit}"
     return f"{size:.0f} B"
