@@ -101,8 +101,9 @@ def test_a_container_with_a_small_shm_is_flagged_from_its_mounts(tmp_path: Path)
 
 def test_disk_smaller_than_the_model_fails_and_unwritable_warns(tmp_path: Path) -> None:
     roomy = DiskFacts("temp files", "/tmp", 50 * GIB, 100 * GIB, writable=True)
-    full = DiskFacts("seal cache", "/cache", 10 * MIB, 100 * GIB, writable=True)
-    locked = DiskFacts("seal cache", "/ro", 50 * GIB, 100 * GIB, writable=False)
+    full = DiskFacts("temp files", "/cache", 10 * MIB, 100 * GIB, writable=True)
+    locked = DiskFacts("temp files", "/ro", 50 * GIB, 100 * GIB, writable=False)
+    cache = DiskFacts("seal cache", "/ro", 1 * MIB, 100 * GIB, writable=False, required=False)
     facts = LimitFacts(CgroupLimits(version=None), None, 2, None, (roomy, full))
     check = check_disk(facts, 200 * MIB)
     assert check.status is Status.FAIL
@@ -112,6 +113,9 @@ def test_disk_smaller_than_the_model_fails_and_unwritable_warns(tmp_path: Path) 
     ro = check_disk(LimitFacts(CgroupLimits(version=None), None, 2, None, (locked,)), None)
     assert ro.status is Status.WARN
     assert "not writable" in ro.evidence
+    optional = check_disk(LimitFacts(CgroupLimits(version=None), None, 2, None, (cache,)), None)
+    assert optional.status is Status.OK
+    assert "not writable (only seals from remote sources need it)" in optional.evidence
 
 
 def test_disk_facts_of_a_folder_not_made_yet_come_from_its_parent(tmp_path: Path) -> None:

@@ -42,6 +42,8 @@ LOCK_LABEL = "io.modelseal.lock"
 LARGE_IMAGE_BYTES = 8 * GIB
 """Above this an image takes minutes to pull on every new node."""
 DOCKER_DEFAULT_SHM = 64 << 20
+ENGINE = "docker engine"
+"""``Check.where`` of what the engine reports; the inside doctor's checks say the container."""
 
 
 @dataclass(frozen=True)
@@ -112,9 +114,9 @@ def judge_container(facts: ContainerFacts, seal: SealFacts | None) -> list[Check
         check_image_size(facts.image),
         inside_check,
     ]
-    where = f"container {facts.name}"
-    located = [check.model_copy(update={"where": where}) for check in checks]
+    located = [check.model_copy(update={"where": ENGINE}) for check in checks]
     inside_checks = inside.checks if inside is not None else []
+    where = f"container {facts.name}"
     return located + [check.model_copy(update={"where": where}) for check in inside_checks]
 
 
@@ -185,7 +187,7 @@ def check_health(container: ContainerInspect) -> Check:
     last = health.log[-1] if health.log else None
     evidence = f"{health.status}, failing streak {health.failing_streak}"
     if last is not None:
-        output = " ".join(last.output.split())[:300] or "(no output)"
+        output = _last_line(last.output) or "(no output)"
         evidence += f"; last probe at {last.start}: exit {last.exit_code}: {output}"
     facts: Facts = {"health": health.status, "failing_streak": health.failing_streak}
     if health.status == "healthy":
@@ -198,6 +200,12 @@ def check_health(container: ContainerInspect) -> Check:
         "says why; `docker inspect --format '{{json .State.Health}}'` shows every probe"
     )
     return new_check("container", "health", title, Status.FAIL, evidence, fix, facts)
+
+
+def _last_line(output: str) -> str:
+    """The line of a probe's output that says what went wrong (a traceback's last line)."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 # --- resources -----------------------------------------------------------------------------

@@ -130,24 +130,27 @@ def check_visible(facts: GpuFacts, seal: SealFacts | None) -> Check:
             return _visible(Status.FAIL, f"{why}; {evidence}", fix, check_facts)
         return _visible(Status.OK, evidence, None, check_facts)
     if not visible and not usable:
-        reason = (
-            f"the seal was packed with {seal.packed_gpus_text()} visible"
-            if seal is not None and not seal.environment.gpus
-            else f"the seal's {seal.seal.runtime} runtime runs on the CPU only"
-            if seal is not None
-            else "no seal given to say whether the model needs one"
-        )
-        message = f"no GPU visible here; {reason}, so it runs on the CPU as validated; {evidence}"
-        if seal is None:
-            message = f"no GPU visible here ({reason}); {evidence}"
-        fix = (
-            "nothing to do for a CPU model. If a GPU was expected: " + GPU_CHECKLIST
-            if seal is not None
-            else "pass the SEAL to judge whether the model needs a GPU. If a GPU was expected: "
-            + GPU_CHECKLIST
-        )
-        return _visible(Status.WARN, message, fix, check_facts)
+        return _visible(Status.WARN, _no_gpu_text(seal, evidence), _NO_GPU_FIX, check_facts)
     return _visible(Status.OK, evidence, None, check_facts)
+
+
+_NO_GPU_FIX = (
+    "nothing to do for a CPU model; if a GPU was expected, give the container one "
+    "(docker run --gpus all, a nvidia.com/gpu limit) and keep CUDA_VISIBLE_DEVICES from "
+    "hiding it"
+)
+
+
+def _no_gpu_text(seal: SealFacts | None, evidence: str) -> str:
+    if seal is None:
+        return (
+            f"no GPU visible here, and no seal given to say whether the model needs one; {evidence}"
+        )
+    if seal.environment.gpus:
+        reason = f"the seal's {seal.seal.runtime} runtime runs on the CPU only"
+    else:
+        reason = "the seal was packed with no GPU visible"
+    return f"no GPU visible here; {reason}, so it runs on the CPU as validated; {evidence}"
 
 
 def _visible(status: Status, evidence: str, fix: str | None, facts: Facts) -> Check:

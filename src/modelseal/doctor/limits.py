@@ -43,6 +43,8 @@ class DiskFacts:
     free: int | None
     total: int | None
     writable: bool
+    required: bool = True
+    """False where only some seal sources need it (the cache of downloaded seals)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def gather_limit_facts(
         shm_bytes=shm_size(root),
         disks=(
             disk_facts("temp files", temp_dir or Path(tempfile.gettempdir())),
-            disk_facts("seal cache", cache_dir or default_cache_dir()),
+            disk_facts("seal cache", cache_dir or default_cache_dir(), required=False),
         ),
     )
 
@@ -115,7 +117,7 @@ def shm_size(root: Path = Path("/")) -> int | None:
     return stats.f_blocks * stats.f_frsize
 
 
-def disk_facts(purpose: str, path: Path) -> DiskFacts:
+def disk_facts(purpose: str, path: Path, *, required: bool = True) -> DiskFacts:
     """Free space at ``path``, or at its nearest existing parent (where it would be made)."""
     existing = path
     while not existing.exists() and existing != existing.parent:
@@ -123,10 +125,9 @@ def disk_facts(purpose: str, path: Path) -> DiskFacts:
     try:
         usage = shutil.disk_usage(existing)
     except OSError:
-        return DiskFacts(purpose, str(path), None, None, writable=False)
-    return DiskFacts(
-        purpose, str(path), usage.free, usage.total, writable=os.access(existing, os.W_OK)
-    )
+        return DiskFacts(purpose, str(path), None, None, writable=False, required=required)
+    writable = os.access(existing, os.W_OK)
+    return DiskFacts(purpose, str(path), usage.free, usage.total, writable, required)
 
 
 # --- memory and CPU --------------------------------------------------------------------------
@@ -317,6 +318,9 @@ def _judge_disk(disk: DiskFacts, model_bytes: int | None) -> tuple[Status, str, 
     text = f"{disk.purpose} {disk.path}: {size_text(disk.free)} free"
     if disk.total:
         text += f" of {size_text(disk.total)}"
+    if not disk.required:
+        writable = "" if disk.writable else ", not writable"
+        return Status.OK, f"{text}{writable} (only seals from remote sources need it)", None
     if not disk.writable:
         return (
             Status.WARN,

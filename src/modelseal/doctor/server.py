@@ -116,7 +116,9 @@ def check_ready(ready: http.Reply, health: http.Reply) -> Check:
     reason = ready.json_object().get("reason") or body.get("reason") or ready.text()
     evidence = f"GET /v2/health/ready: {ready.summary()} ({reason})"
     if state is not None:
-        evidence += f"; /health: state {state} for {body.get('seconds_in_state', '?')} s"
+        seconds = body.get("seconds_in_state")
+        since = f" for {seconds:.1f} s" if isinstance(seconds, int | float) else ""
+        evidence += f"; /health: state {state}{since}"
     facts: Facts = {"state": state if isinstance(state, str) else None}
     if ready.ok:
         return new_check("server", "ready", "readiness", Status.OK, evidence, None, facts)

@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from modelseal.doctor.report import HERE, DoctorReport, Status
+from modelseal.doctor.report import DoctorReport, Status
 
 STATUS_STYLES = {
     Status.OK: "green",
@@ -20,7 +20,7 @@ def doctor_view(report: DoctorReport) -> RenderableType:
     table = Table(show_lines=False, expand=True)
     table.add_column("status", no_wrap=True)
     table.add_column("check", no_wrap=True, style="bold")
-    show_where = any(check.where != HERE for check in report.checks)
+    show_where = len({check.where for check in report.checks}) > 1
     if show_where:
         table.add_column("where", no_wrap=True, max_width=28)
     table.add_column("evidence", ratio=3)
