@@ -13,7 +13,11 @@ SHOWN_ROWS = 4
 _STATUS_OF_RISK = {Risk.CRITICAL: Status.FAIL, Risk.WARNING: Status.WARN}
 
 
-def deps_checks(seal: SealFacts | None, current: EnvironmentRecord) -> list[Check]:
+def deps_checks(
+    seal: SealFacts | None, current: EnvironmentRecord, *, model_loaded: bool = True
+) -> list[Check]:
+    """``model_loaded``: the model's runtime libraries are loaded in this process, so its BLAS
+    and OpenMP pools are the ones a server would have and can be compared with the seal's."""
     if seal is None:
         reason = "no seal given: nothing to compare this environment with"
         return [
@@ -23,6 +27,8 @@ def deps_checks(seal: SealFacts | None, current: EnvironmentRecord) -> list[Chec
     rows = diff_environments(seal.environment, current, seal.lock)
     packages = [row for row in rows if row.category == "package"]
     others = [row for row in rows if row.category != "package"]
+    if not model_loaded:
+        others = [row for row in others if row.category != "blas"]
     lock_fix = (
         f"install the sealed versions (pip install -r {seal.seal.root}/requirements.lock) or "
         "rebuild the image from the seal (`modelseal dockerfile`), then `modelseal verify "
@@ -33,10 +39,11 @@ def deps_checks(seal: SealFacts | None, current: EnvironmentRecord) -> list[Chec
         "image built for the seal (`modelseal dockerfile`: same Python, BLAS and thread "
         "settings), and `modelseal verify SEAL` shows whether outputs moved"
     )
-    return [
-        _judge_rows("lock", "locked packages", packages, lock_fix),
-        _judge_rows("environment", "Python, platform, BLAS", others, environment_fix),
-    ]
+    environment = _judge_rows("environment", "Python, platform, BLAS", others, environment_fix)
+    if not model_loaded:
+        note = "; thread pools not compared: the model's libraries are not loaded here"
+        environment = environment.model_copy(update={"evidence": environment.evidence + note})
+    return [_judge_rows("lock", "locked packages", packages, lock_fix), environment]
 
 
 def _judge_rows(name: str, title: str, rows: list[DiffRow], fix: str) -> Check:

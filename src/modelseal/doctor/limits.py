@@ -26,7 +26,11 @@ from modelseal.doctor.report import Check, Facts, Status, new_check, worst_statu
 from modelseal.doctor.subject import MIB, SealFacts, size_text
 
 RUNTIME_BASELINE_BYTES = 256 * MIB
-"""Memory an interpreter with numpy and a model runtime holds before any weight is loaded."""
+"""Memory an interpreter with numpy and a model runtime typically holds before any weight is
+loaded (a slim scikit-learn server holds ~120 MiB, one with torch imported ~400 MiB)."""
+SMALLEST_PROCESS_BYTES = 64 * MIB
+"""No Python process with numpy and a runtime runs in less: below the model plus this, the
+model certainly cannot load."""
 NEAR_LIMIT = 0.9
 """Memory use above this fraction of the limit leaves no room for the next batch."""
 SMALL_SHM_BYTES = 256 * MIB
@@ -139,9 +143,10 @@ def memory_needed(model_bytes: int) -> tuple[int, int]:
 
 
 def judge_memory_room(ceiling: int, model_bytes: int) -> Status:
-    """fail: the model cannot load under ``ceiling``; warn: its loading peak may not fit."""
-    loaded, peak = memory_needed(model_bytes)
-    if ceiling < loaded:
+    """fail: the model certainly cannot load under ``ceiling``; warn: the estimate of what
+    loading it takes (see ``memory_needed``) does not fit."""
+    _, peak = memory_needed(model_bytes)
+    if ceiling < model_bytes + SMALLEST_PROCESS_BYTES:
         return Status.FAIL
     if ceiling < peak:
         return Status.WARN
@@ -186,8 +191,8 @@ def check_memory(facts: LimitFacts, model_bytes: int | None) -> Check:
 def model_needs_text(model_bytes: int) -> str:
     loaded, peak = memory_needed(model_bytes)
     return (
-        f"the model is {size_text(model_bytes)} on disk: needs ~{size_text(loaded)} loaded "
-        f"and ~{size_text(peak)} at peak while loading"
+        f"the model is {size_text(model_bytes)} on disk: a process serving it needs about "
+        f"{size_text(loaded)}, {size_text(peak)} at peak while loading (estimated)"
     )
 
 
@@ -196,11 +201,12 @@ def memory_fix(room: Status, model_bytes: int) -> str:
     if room is Status.FAIL:
         return (
             f"raise the memory limit to at least {size_text(peak)} (docker run --memory, or "
-            "resources.limits.memory in Kubernetes): the model cannot load within this one"
+            "resources.limits.memory in Kubernetes): the model alone does not fit in this one"
         )
     return (
-        f"raise the memory limit to {size_text(peak)} or more: loading reads the file and "
-        "builds the model side by side, and the OOM killer ends the process at that peak"
+        f"raise the memory limit to {size_text(peak)} or more unless the server's measured "
+        "peak is known to fit: loading reads the file and builds the model side by side, and "
+        "the OOM killer ends the process at that peak"
     )
 
 

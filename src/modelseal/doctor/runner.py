@@ -17,7 +17,7 @@ from modelseal.doctor.container import container_checks
 from modelseal.doctor.deps import deps_checks
 from modelseal.doctor.gpu import gather_gpu_facts, gpu_checks
 from modelseal.doctor.limits import gather_limit_facts, limit_checks
-from modelseal.doctor.load import check_load, load_here
+from modelseal.doctor.load import LoadFacts, check_load, load_here
 from modelseal.doctor.report import (
     Check,
     DoctorReport,
@@ -31,6 +31,7 @@ from modelseal.doctor.server import DEFAULT_LATENCY_BUDGET_S, gather_server_fact
 from modelseal.doctor.subject import SealFacts
 from modelseal.doctor.threads import thread_checks
 from modelseal.environment.fingerprint import capture_environment
+from modelseal.environment.record import EnvironmentRecord
 from modelseal.errors import UsageError
 from modelseal.seal.artifact import Seal
 
@@ -91,10 +92,17 @@ def _here_checks(facts: SealFacts | None, options: DoctorOptions) -> list[Check]
     current = capture_environment()
     return [
         *gpu,
-        *_guarded("deps", lambda: [check_load(facts, loaded), *deps_checks(facts, current)]),
+        *_guarded("deps", lambda: [check_load(facts, loaded), *_deps(facts, current, loaded)]),
         *_guarded("limits", lambda: limit_checks(limits, facts)),
         *_guarded("threads", lambda: thread_checks(current, limits.effective_cpus, facts)),
     ]
+
+
+def _deps(
+    facts: SealFacts | None, current: EnvironmentRecord, loaded: LoadFacts | None
+) -> list[Check]:
+    model_loaded = loaded is not None and loaded.loaded is True
+    return deps_checks(facts, current, model_loaded=model_loaded)
 
 
 def _server_checks(url: str, facts: SealFacts | None, budget_s: float) -> list[Check]:
