@@ -253,7 +253,7 @@ def check_resources(
         )
     status = worst_status(statuses)
     return new_check(
-        "container", "resources", title, status, evidence, " ".join(fixes) or None, facts
+        "container", "resources", title, status, evidence, "; ".join(fixes) or None, facts
     )
 
 

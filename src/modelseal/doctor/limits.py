@@ -315,7 +315,9 @@ def check_disk(facts: LimitFacts, model_bytes: int | None) -> Check:
     evidence = "; ".join(parts)
     if model_bytes is not None:
         evidence += f"; the model is {size_text(model_bytes)} on disk"
-    return new_check("limits", "disk", title, worst, evidence, " ".join(fixes) or None, check_facts)
+    return new_check(
+        "limits", "disk", title, worst, evidence, "; ".join(fixes) or None, check_facts
+    )
 
 
 def _judge_disk(disk: DiskFacts, model_bytes: int | None) -> tuple[Status, str, str | None]:
