@@ -131,13 +131,12 @@ import json, sys
 from pathlib import Path
 from modelseal.doctor.cgroup import available_cpus, read_cgroup_limits
 from modelseal.doctor.limits import LimitFacts
-from modelseal.doctor.threads import check_threads
-from modelseal.environment.fingerprint import capture_environment
+from modelseal.doctor.threads import check_threads, live_pools
 import sklearn  # loads numpy's OpenBLAS and the OpenMP runtime, as the demo seal does
 
 cgroup = read_cgroup_limits(Path(sys.argv[1]))
 facts = LimitFacts(cgroup, None, available_cpus(), None, ())
-check = check_threads(capture_environment(), facts.effective_cpus, None)
+check = check_threads(live_pools(), facts.effective_cpus, None)
 print(check.model_dump_json())
 """
 

@@ -56,7 +56,7 @@ def test_the_human_table(demo_seal_path: Path) -> None:
 
 
 def test_usage_errors_exit_2(demo_seal_path: Path, tmp_path: Path) -> None:
-    bad_url = run_modelseal("doctor", str(demo_seal_path), "--url", "localhost:8080")
+    bad_url = run_modelseal("doctor", str(demo_seal_path), "--url", "ftp://127.0.0.1:8080")
     assert bad_url.returncode == 2
     assert "expected the server's base URL, e.g. http://127.0.0.1:8080" in bad_url.stderr
     no_seal = run_modelseal("doctor", str(tmp_path / "missing.seal"))
@@ -72,9 +72,11 @@ def test_a_failed_check_exits_1(tmp_path: Path) -> None:
     report = DoctorReport.model_validate_json(result.stdout)
     assert (result.returncode == 0) == report.passes
     # ...while a server that does not answer is a failure.
-    dead = run_modelseal("doctor", "--json", "--url", "http://127.0.0.1:9")
+    dead = run_modelseal("doctor", "--json", "--url", "127.0.0.1:9")  # http:// assumed
     assert dead.returncode == 1
-    assert not DoctorReport.model_validate_json(dead.stdout).passes
+    report = DoctorReport.model_validate_json(dead.stdout)
+    assert not report.passes
+    assert report.url == "http://127.0.0.1:9"
 
 
 def test_the_worst_status_wins() -> None:

@@ -29,7 +29,7 @@ from modelseal.doctor.report import (
 )
 from modelseal.doctor.server import DEFAULT_LATENCY_BUDGET_S, gather_server_facts, server_checks
 from modelseal.doctor.subject import SealFacts
-from modelseal.doctor.threads import thread_checks
+from modelseal.doctor.threads import live_pools, thread_checks
 from modelseal.environment.fingerprint import capture_environment
 from modelseal.environment.record import EnvironmentRecord
 from modelseal.errors import UsageError
@@ -47,16 +47,25 @@ class DoctorOptions:
     cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.url is not None and urlparse(self.url).scheme not in ("http", "https"):
-            raise UsageError(
-                f"--url {self.url!r}: expected the server's base URL, e.g. http://127.0.0.1:8080"
-            )
+        if self.url is not None:
+            object.__setattr__(self, "url", server_url(self.url))
         if self.latency_budget_s <= 0:
             raise UsageError(
                 f"latency budget {self.latency_budget_s:g} s: expected a positive number"
             )
         if self.container is not None and not self.container.strip():
             raise UsageError("--container: expected a container name or ID, got an empty string")
+
+
+def server_url(text: str) -> str:
+    """The server's base URL; ``HOST:PORT`` without a scheme is taken as ``http://``."""
+    candidate = text.strip() if "://" in text else f"http://{text.strip()}"
+    parts = urlparse(candidate)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"--url {text!r}: expected the server's base URL, e.g. http://127.0.0.1:8080"
+        )
+    return candidate.rstrip("/")
 
 
 def run_doctor(seal: Seal | None, options: DoctorOptions | None = None) -> DoctorReport:
@@ -94,7 +103,7 @@ def _here_checks(facts: SealFacts | None, options: DoctorOptions) -> list[Check]
         *gpu,
         *_guarded("deps", lambda: [check_load(facts, loaded), *_deps(facts, current, loaded)]),
         *_guarded("limits", lambda: limit_checks(limits, facts)),
-        *_guarded("threads", lambda: thread_checks(current, limits.effective_cpus, facts)),
+        *_guarded("threads", lambda: thread_checks(live_pools(), limits.effective_cpus, facts)),
     ]
 
 
