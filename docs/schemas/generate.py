@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from modelseal.doctor.report import DoctorReport
 from modelseal.remote import RemoteVerifyReport
 from modelseal.reports import ErrorReport
 from modelseal.verify import DiffReport, VerifyReport
@@ -17,6 +18,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "remote-verify-report.schema.json": RemoteVerifyReport,
     "diff-report.schema.json": DiffReport,
     "error-report.schema.json": ErrorReport,
+    "doctor-report.schema.json": DoctorReport,
 }
 
 

@@ -20,6 +20,7 @@ from rich.console import Console
 from modelseal._version import __version__
 from modelseal.environment.fingerprint import capture_environment
 from modelseal.errors import (
+    ChecksFailedError,
     DeviceError,
     DriftError,
     InputError,
@@ -53,6 +54,7 @@ EXIT_UNUSABLE = 2
 EXIT_WRONG_SEAL = 3
 EXIT_CODES: dict[type[SealError], int] = {
     DriftError: EXIT_DRIFT,
+    ChecksFailedError: EXIT_DRIFT,
     WrongSealError: EXIT_WRONG_SEAL,
     RuntimeLoadError: EXIT_DRIFT,
     DeviceError: EXIT_DRIFT,
@@ -119,7 +121,9 @@ def run(argv: list[str] | None = None) -> int:
 
 def _reported(error: SealError) -> bool:
     """Whether the command printed the report this error carries before raising it."""
-    return isinstance(error, DriftError | WrongSealError) and error.report is not None
+    return isinstance(error, DriftError | WrongSealError | ChecksFailedError) and (
+        error.report is not None
+    )
 
 
 def exit_code_for(error: SealError) -> int:
@@ -471,3 +475,50 @@ def diff(
     else:
         stdout.print(diff_view(report, show_info=show_all))
     report.check(strict=strict)
+
+
+# --- doctor (triage) -------------------------------------------------------------------------
+
+
+@app.command()
+def doctor(
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[SEAL]",
+            envvar=["MODELSEAL_SOURCE", "MODEL_SOURCE", "MODEL_VOLUME_PATH"],
+            help="The seal to judge against (folder, archive or file:// URI); optional.",
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Also check the server at URL: health, digest, drift, a golden row."),
+    ] = None,
+    container: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|ID",
+            help="Check a running container: the doctor inside it plus what Docker knows.",
+        ),
+    ] = None,
+    latency_budget_ms: Annotated[
+        float,
+        typer.Option(
+            envvar="MODELSEAL_LATENCY_BUDGET_MS",
+            help="Warn when one golden row takes longer than this through --url.",
+        ),
+    ] = 1000.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Triage: GPU, dependency drift, limits, threads, server and container checks."""
+    from modelseal.doctor import DoctorOptions, run_doctor
+    from modelseal.doctor.view import doctor_view
+
+    options = DoctorOptions(url=url, container=container, latency_budget_s=latency_budget_ms / 1000)
+    seal = open_seal(resolve_source(source)) if source else None
+    report = run_doctor(seal, options)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+    else:
+        stdout.print(doctor_view(report))
+    report.check()

@@ -102,3 +102,11 @@ class StorageError(SealError):
 
 class DestinationBusyError(UsageError):
     """Another ``pack`` is writing the same destination right now."""
+
+
+class ChecksFailedError(SealError):
+    """``modelseal doctor`` found at least one check that failed; ``report`` says which."""
+
+    def __init__(self, message: str, report: BaseModel | None = None) -> None:
+        super().__init__(message)
+        self.report = report
