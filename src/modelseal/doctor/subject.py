@@ -48,7 +48,7 @@ class SealFacts:
             runtime = get_runtime(self.seal.runtime)
         except SealError:
             return True
-        return bool(getattr(runtime, "supports_cuda", False))
+        return runtime.supports_cuda
 
     @property
     def expects_gpu(self) -> bool:
