@@ -400,3 +400,39 @@ def diff(
         print_json(report.model_dump(mode="json"))
         return
     stdout.print(environment_rows_view(report.rows, show_info=show_all))
+
+
+# --- bisect: which change since sealing breaks the replay (issue 14) ---------------------
+
+
+@app.command(name="bisect")
+def bisect_command(
+    source: Annotated[
+        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
+    ],
+    as_json: JsonFlag = False,
+    max_envs: Annotated[
+        int | None,
+        typer.Option(help="Run trials in at most this many built environments [default: 16]."),
+    ] = None,
+    keep_envs: Annotated[
+        Path | None,
+        typer.Option(help="Keep the trial environments in DIR (and reuse them from there)."),
+    ] = None,
+) -> None:
+    """Find the package or setting change since sealing that breaks the replay here."""
+    from modelseal.bisect import bisect_seal
+    from modelseal.bisect.view import bisect_view, trial_line
+
+    report = bisect_seal(
+        resolve_source(source),
+        max_envs=max_envs,
+        keep_envs=keep_envs,
+        on_trial=lambda record: stderr.print(trial_line(record), highlight=False),
+    )
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+    else:
+        stdout.print(bisect_view(report))
+    if not report.isolated:
+        raise typer.Exit(EXIT_DRIFT)
