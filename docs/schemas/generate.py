@@ -7,12 +7,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from modelseal.bisect.report import BisectReport
 from modelseal.verify import DiffReport, VerifyReport
 
 HERE = Path(__file__).parent
 SCHEMAS: dict[str, type[BaseModel]] = {
     "verify-report.schema.json": VerifyReport,
     "diff-report.schema.json": DiffReport,
+    "bisect-report.schema.json": BisectReport,
 }
 
 

@@ -65,7 +65,7 @@ def bisect_seal(
             on_trial=on_trial,
         )
         result = search(session)
-        return build_report(session, result, time.perf_counter() - started)
+        return build_report(session, result, started)
 
 
 def search(session: Session) -> Finding:

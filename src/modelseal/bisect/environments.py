@@ -32,8 +32,8 @@ from modelseal.errors import UsageError
 READY_FILE = "modelseal-bisect-env.json"
 BUILD_TIMEOUT_S = 900
 UV_MISSING = (
-    "bisect builds its trial environments with uv, which is not installed here; install it "
-    "with pip install 'modelseal[bisect]' (or put a uv executable on PATH)"
+    "bisect builds its trial environments with uv, which is not installed here; install "
+    "modelseal's bisect extra or uv itself (pip install uv), or put a uv executable on PATH"
 )
 # uv's wording when the pins cannot all hold at once (as opposed to a network or disk error).
 UNRESOLVABLE_MARKERS = ("No solution found", "unsatisfiable")

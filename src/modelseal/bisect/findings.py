@@ -4,6 +4,7 @@ with and without it, and one sentence that says what was found."""
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from modelseal.bisect.changes import Change
@@ -35,7 +36,10 @@ class Finding:
     """Why package changes could not be searched at all."""
 
 
-def build_report(session: Session, result: Finding, seconds: float) -> BisectReport:
+def build_report(session: Session, result: Finding, started: float) -> BisectReport:
+    """The report; ``started``: ``time.perf_counter()`` when the bisect began.
+
+    Checking each culprit may run the trials without it that the search did not need."""
     culprits = [_culprit(session, result, change) for change in result.culprits]
     isolated = (
         result.complete
@@ -65,7 +69,7 @@ def build_report(session: Session, result: Finding, seconds: float) -> BisectRep
         environments_unresolvable=session.pool.count(BuildStatus.UNRESOLVABLE),
         max_envs=session.pool.max_envs,
         registry=registry.described() if registry else [],
-        total_seconds=round(seconds, 3),
+        total_seconds=round(time.perf_counter() - started, 3),
     )
 
 
@@ -85,7 +89,7 @@ def _culprit(session: Session, result: Finding, change: Change) -> Culprit:
     group = result.culprits
     rest = tuple(c for c in group if c != change)
     with_trial = session.tried(group) or session.trials[0]
-    without_trial = session.tried(rest)
+    without_trial = session.tried(rest) or _passing_without(session, rest, change)
     if without_trial is None and result.complete:
         try:
             without_trial = session.trial(rest)
@@ -101,22 +105,35 @@ def _culprit(session: Session, result: Finding, change: Change) -> Culprit:
     )
 
 
+def _passing_without(
+    session: Session, rest: tuple[Change, ...], change: Change
+) -> TrialRecord | None:
+    """A trial that passed with ``change`` reverted and all of ``rest`` (and maybe more)
+    at current values: as good a witness as the trial of ``rest`` alone, and already run."""
+    needed = {c.name for c in rest}
+    for record in session.trials:
+        held = set(record.at_current)
+        if record.outcome is Outcome.PASSES and needed <= held and change.name not in held:
+            return record
+    return None
+
+
 def _role(change: Change, without: TrialRecord | None) -> tuple[Role, str]:
     if without is None:
         return Role.UNCONFIRMED, "not tried without it: the search stopped (--max-envs)"
     if without.outcome is Outcome.PASSES:
         sealed = change.sealed or "(none)"
         return Role.CAUSE, (
-            f"with only {change.name} back at {sealed}, the replay is consistent "
-            f"(trial {without.index})"
+            f"with {change.name} back at {sealed} and the rest of the set at current values, "
+            f"the replay is consistent (trial {without.index})"
         )
     if without.outcome is Outcome.UNRESOLVED:
         return Role.INSEPARABLE, (
             f"cannot be tested apart: without it, trial {without.index} {reason(without)}"
         )
     return Role.UNCONFIRMED, (
-        f"the failure reproduces without it too (trial {without.index}); the search stopped "
-        "before it could leave it out"
+        f"the failure reproduces without it too (trial {without.index}), so it may not be "
+        "needed; the search stopped before it could leave it out"
     )
 
 

@@ -6,6 +6,10 @@ or it fails in another way). It splits the changes into chunks, keeps any chunk 
 complement that still fails, and refines the chunks until no single change can be left out.
 The result is 1-minimal: leaving out any one member passes or cannot be tested, which is how
 a change that only rides along (needed to install the others) is told from a cause.
+
+Tests are expensive (an environment and a replay each), so a subset of a set that passed is
+taken to pass without a test: one change does not undo the breakage of another. That can
+only make the search miss a smaller set in that unusual case; what it returns was tested.
 """
 
 from __future__ import annotations
@@ -43,15 +47,16 @@ def ddmin(changes: Sequence[T], test: Callable[[tuple[T, ...]], Outcome]) -> Sea
     """
     current = tuple(changes)
     granularity = 2
+    known = _PassingSets(test)
     try:
         while len(current) >= 2:
             chunks = _split(current, granularity)
-            smaller = _first_reproducing(chunks, test)
+            smaller = _first_reproducing(chunks, known.test)
             if smaller is not None:
                 current, granularity = smaller, 2
                 continue
             complements = [tuple(c for c in current if c not in chunk) for chunk in chunks]
-            smaller = _first_reproducing(complements, test)
+            smaller = _first_reproducing(complements, known.test)
             if smaller is not None:
                 current, granularity = smaller, max(granularity - 1, 2)
                 continue
@@ -61,6 +66,23 @@ def ddmin(changes: Sequence[T], test: Callable[[tuple[T, ...]], Outcome]) -> Sea
     except BudgetSpentError:
         return SearchResult(current, complete=False)
     return SearchResult(current, complete=True)
+
+
+class _PassingSets(Generic[T]):
+    """``test``, except that a subset of a set that passed passes without being tested."""
+
+    def __init__(self, test: Callable[[tuple[T, ...]], Outcome]) -> None:
+        self._test = test
+        self._passed: list[frozenset[T]] = []
+
+    def test(self, changes: tuple[T, ...]) -> Outcome:
+        candidate = frozenset(changes)
+        if any(candidate <= passed for passed in self._passed):
+            return Outcome.PASSES
+        outcome = self._test(changes)
+        if outcome is Outcome.PASSES:
+            self._passed.append(candidate)
+        return outcome
 
 
 def _first_reproducing(
