@@ -5,16 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from docs.schemas.generate import render
 
+from modelseal.bisect import BisectReport
+from modelseal.seal.archive import create_seal_archive
 from tests.cli_process import run_modelseal
+
+REPO = Path(__file__).parents[2]
 
 
 @pytest.mark.slow
-def test_a_seal_that_verifies_consistent_has_nothing_to_bisect(demo_seal_path: Path) -> None:
-    verified = run_modelseal("verify", str(demo_seal_path))
+@pytest.mark.parametrize("form", ["folder", "archive"])
+def test_a_seal_that_verifies_consistent_has_nothing_to_bisect(
+    demo_seal_path: Path, tmp_path: Path, form: str
+) -> None:
+    seal = demo_seal_path
+    if form == "archive":
+        seal = create_seal_archive(demo_seal_path, tmp_path / "digits.seal.tar.gz")
+    verified = run_modelseal("verify", str(seal))
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
-    result = run_modelseal("bisect", "--json", str(demo_seal_path))
+    result = run_modelseal("bisect", "--json", str(seal))
     assert result.returncode == 2
     assert result.stdout == ""
     assert "verifies consistent here, so there is nothing to bisect" in result.stderr
@@ -31,3 +42,8 @@ def test_a_missing_seal_is_a_usage_error(tmp_path: Path) -> None:
     result = run_modelseal("bisect", str(tmp_path / "absent.seal"))
     assert result.returncode == 2
     assert "no seal there" in result.stderr
+
+
+def test_the_committed_schema_is_the_report_model() -> None:
+    schema = REPO / "docs" / "schemas" / "bisect-report.schema.json"
+    assert schema.read_text() == render(BisectReport)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from modelseal.bisect.changes import Change, changes_between
 from modelseal.bisect.environments import EnvironmentBuilder, EnvironmentPool, find_uv
-from modelseal.bisect.findings import Finding, build_report
+from modelseal.bisect.findings import Finding, build_report, reason
 from modelseal.bisect.registry import pip_registry
 from modelseal.bisect.report import BisectReport
 from modelseal.bisect.search import BudgetSpentError, Outcome, ddmin
@@ -85,8 +85,8 @@ def search(session: Session) -> Finding:
         return Finding(
             packages + kept_settings,
             complete=False,
-            blocker=f"with every package at its sealed version, trial {baseline.index} cannot "
-            "tell, so package changes cannot be searched",
+            blocker=f"with every package at its sealed version, trial {baseline.index} "
+            f"{reason(baseline)}; package changes cannot be searched without that reference",
         )
     found = ddmin(packages, lambda subset: session.trial(subset + kept_settings).outcome)
     return Finding(found.culprits + kept_settings, complete=found.complete)

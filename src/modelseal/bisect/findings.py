@@ -154,28 +154,34 @@ def _conclusion(session: Session, result: Finding, culprits: list[Culprit], isol
             f"differences: {others})"
         )
     labels = ", ".join(c.change.label for c in culprits)
-    if not isolated:
+    if not result.complete:
         return (
             f"the search stopped at --max-envs {session.pool.max_envs}: the replay is "
             f"{verdict} with {labels}, a set that may not be the smallest"
         )
+    if not isolated:
+        return (
+            f"the replay is {verdict} with {labels}, but not every one of them could be "
+            "confirmed as needed (see each one's why)"
+        )
     causes = [c.change.label for c in culprits if c.role is Role.CAUSE]
     riders = [c for c in culprits if c.role is Role.INSEPARABLE]
-    turn = (
-        f"{causes[0]} alone turns" if len(causes) == 1 else f"{' and '.join(causes)} together turn"
-    )
-    if not riders:
-        return f"{turn} the replay from consistent to {verdict}"
     if not causes:
         return (
             f"the group {labels} turns the replay from consistent to {verdict}; its members "
             f"cannot be tested apart ({riders[0].why})"
         )
+    if len(causes) == 1:
+        subject = f"{causes[0]} turns" if riders else f"{causes[0]} alone turns"
+    else:
+        subject = f"{' and '.join(causes)} together turn"
+    found = f"{subject} the replay from consistent to {verdict}"
+    if not riders:
+        return found
     rider_names = " and ".join(c.change.name for c in riders)
     return (
-        f"{turn} the replay from consistent to {verdict}; {rider_names} cannot be separated "
-        f"from it, so the culprit is named as one group ({riders[0].change.name}: "
-        f"{riders[0].why})"
+        f"{found}; {rider_names} cannot be separated from it, so the culprit is named as one "
+        f"group ({riders[0].change.name}: {riders[0].why})"
     )
 
 

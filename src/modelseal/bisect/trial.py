@@ -12,9 +12,9 @@ Bytecode goes to a private folder (``-X pycache_prefix``): isolated mode ignores
 from the seal) would otherwise leave a ``__pycache__`` in the seal, which the next
 integrity check rejects as a file added after sealing.
 
-Only the report fields that every version of ``verify --json`` has are read: ``verdict``,
-and per golden replay ``comparison.name``, ``comparison.max_abs_diff`` and
-``comparison.passed``.
+Only report fields that every version of ``verify --json`` has are read: ``verdict``, per
+golden replay ``comparison.name``, ``comparison.max_abs_diff`` and ``comparison.passed``, and
+``failure`` when there is one.
 """
 
 from __future__ import annotations

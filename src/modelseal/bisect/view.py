@@ -34,7 +34,7 @@ def bisect_view(report: BisectReport) -> RenderableType:
         others = ", ".join(
             f"{d.subject} {d.sealed or '-'} -> {d.here or '-'}" for d in report.other_differences
         )
-        parts.append(Text(f"not reverted by bisect: {others}", style="dim"))
+        parts.append(Text(f"other differences, not reverted directly: {others}", style="dim"))
     parts.append(Text(progress_summary(report), style="dim"))
     return Group(*parts)
 
@@ -45,7 +45,8 @@ def trial_line(record: TrialRecord) -> Text:
     line.append(record.outcome.value, style=OUTCOME_STYLE[record.outcome])
     where = "here" if record.environment == HERE else f"env {record.environment[:8]}"
     held = ", ".join(record.at_current) or "everything sealed"
-    line.append(f" ({record.verdict or 'no verdict'}{_diff_text(record.max_abs_diff)}) ")
+    result = record.verdict or (record.build.value if record.build else "no verdict")
+    line.append(f" ({result}{_diff_text(record.max_abs_diff)}) ")
     line.append(f"{where}, current: {held}", style="dim")
     return line
 
