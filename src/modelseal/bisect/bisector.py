@@ -64,8 +64,9 @@ def bisect_seal(
             pool=pool,
             on_trial=on_trial,
         )
-        result = search(session)
-        return build_report(session, result, started)
+        report = build_report(session, search(session))
+    # Removing the environments and their bytecode takes a while too.
+    return report.model_copy(update={"total_seconds": round(time.perf_counter() - started, 3)})
 
 
 def search(session: Session) -> Finding:

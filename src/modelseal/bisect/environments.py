@@ -30,6 +30,7 @@ from modelseal.bisect.search import BudgetSpentError
 from modelseal.errors import UsageError
 
 READY_FILE = "modelseal-bisect-env.json"
+BYTECODE_FOLDER = "bytecode"
 BUILD_TIMEOUT_S = 900
 UV_MISSING = (
     "bisect builds its trial environments with uv, which is not installed here; install "
@@ -50,13 +51,23 @@ class BuildStatus(str, Enum):
 class BuildResult:
     status: BuildStatus
     key: str
-    python: Path | None
+    root: Path | None
     seconds: float
     detail: str | None = None
 
     @property
     def usable(self) -> bool:
-        return self.python is not None
+        return self.root is not None
+
+    @property
+    def python(self) -> Path | None:
+        return python_of(self.root) if self.root else None
+
+    @property
+    def bytecode(self) -> Path | None:
+        """Where trials keep the bytecode they compile: inside the environment, so it is
+        reused with the environment and removed with it."""
+        return self.root / BYTECODE_FOLDER if self.root else None
 
 
 def find_uv() -> Path:
@@ -95,7 +106,7 @@ class EnvironmentBuilder:
         key = self.key(requirements)
         root = self.folder / f"env-{key}"
         if (root / READY_FILE).is_file():
-            return BuildResult(BuildStatus.CACHED, key, python_of(root), _since(started))
+            return BuildResult(BuildStatus.CACHED, key, root, _since(started))
         staging = self.folder / f".env-{key}.building"
         shutil.rmtree(staging, ignore_errors=True)
         problem = self._create(staging, requirements)
@@ -112,7 +123,7 @@ class EnvironmentBuilder:
         )
         shutil.rmtree(root, ignore_errors=True)
         staging.rename(root)
-        return BuildResult(BuildStatus.BUILT, key, python_of(root), _since(started))
+        return BuildResult(BuildStatus.BUILT, key, root, _since(started))
 
     def key(self, requirements: list[str]) -> str:
         """Names the exact package set, for this Python and this registry."""

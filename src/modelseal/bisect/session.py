@@ -85,7 +85,7 @@ class Session:
             if built.python is None:
                 run = TrialRun(None, None, None, built.detail, 0.0)
             else:
-                run = run_trial(self.launcher, built.python, self.seal.root, values)
+                run = run_trial(self.launcher, built.python, self.seal.root, values, built.bytecode)
             record = self._record(at_current, built, run)
         self._memo[key] = record
         return record

@@ -7,10 +7,12 @@ folder holding a link to this modelseal's package and a copy of its distribution
 scipy, scikit-learn, ...) can only come from the trial environment's own site-packages.
 The same verification code runs in every trial, whatever the environment holds.
 
-Bytecode goes to a private folder (``-X pycache_prefix``): isolated mode ignores
+No trial writes bytecode beside the sources it imports: isolated mode ignores
 ``PYTHONDONTWRITEBYTECODE``, and a model's own Python file (the numpy runtime imports one
 from the seal) would otherwise leave a ``__pycache__`` in the seal, which the next
-integrity check rejects as a file added after sealing.
+integrity check rejects as a file added after sealing. In a built environment (which uv
+leaves uncompiled) bytecode goes to a folder of that environment (``-X pycache_prefix``),
+so it is compiled once per environment; in the current one nothing is written (``-B``).
 
 Only report fields that every version of ``verify --json`` has are read: ``verdict``, per
 golden replay ``comparison.name``, ``comparison.max_abs_diff`` and ``comparison.passed``, and
@@ -47,7 +49,6 @@ class TrialLauncher:
     """How a trial interpreter starts: isolated, with only this modelseal added."""
 
     import_path: Path
-    pycache: Path
 
     @classmethod
     def prepare(cls, folder: Path) -> TrialLauncher:
@@ -63,13 +64,14 @@ class TrialLauncher:
             text = distribution.read_text(name)
             if text is not None:
                 (info / name).write_text(text)
-        return cls(import_path=import_path, pycache=folder / "pycache")
+        return cls(import_path=import_path)
 
-    def command(self, python: Path, *arguments: str) -> list[str]:
-        """``modelseal ARGUMENTS`` run by ``python``."""
+    def command(self, python: Path, *arguments: str, bytecode: Path | None = None) -> list[str]:
+        """``modelseal ARGUMENTS`` run by ``python``; compiled modules go to ``bytecode``,
+        or nowhere when it is None."""
+        keep = ["-X", f"pycache_prefix={bytecode}"] if bytecode else ["-B"]
         return [
-            str(python), "-I", "-X", f"pycache_prefix={self.pycache}",
-            "-c", BOOTSTRAP, str(self.import_path), *arguments,
+            str(python), "-I", *keep, "-c", BOOTSTRAP, str(self.import_path), *arguments,
         ]  # fmt: skip
 
 
@@ -89,6 +91,7 @@ def run_trial(
     python: Path,
     seal: Path,
     settings: Mapping[str, str | None],
+    bytecode: Path | None = None,
     timeout: float = TRIAL_TIMEOUT_S,
 ) -> TrialRun:
     """Verify ``seal`` with ``python``; ``settings`` set (or, when None, unset) variables."""
@@ -98,7 +101,7 @@ def run_trial(
             environment.pop(name, None)
         else:
             environment[name] = value
-    command = launcher.command(python, "verify", "--json", str(seal))
+    command = launcher.command(python, "verify", "--json", str(seal), bytecode=bytecode)
     started = time.perf_counter()
     try:
         result = subprocess.run(
