@@ -25,6 +25,7 @@ from modelseal.errors import (
     DriftError,
     InputError,
     IntegrityError,
+    NoCulpritError,
     RuntimeLoadError,
     SealError,
     SealFormatError,
@@ -55,6 +56,7 @@ EXIT_WRONG_SEAL = 3
 EXIT_CODES: dict[type[SealError], int] = {
     DriftError: EXIT_DRIFT,
     ChecksFailedError: EXIT_DRIFT,
+    NoCulpritError: EXIT_DRIFT,
     WrongSealError: EXIT_WRONG_SEAL,
     RuntimeLoadError: EXIT_DRIFT,
     DeviceError: EXIT_DRIFT,
@@ -121,7 +123,7 @@ def run(argv: list[str] | None = None) -> int:
 
 def _reported(error: SealError) -> bool:
     """Whether the command printed the report this error carries before raising it."""
-    return isinstance(error, DriftError | WrongSealError | ChecksFailedError) and (
+    return isinstance(error, DriftError | WrongSealError | ChecksFailedError | NoCulpritError) and (
         error.report is not None
     )
 
@@ -521,4 +523,39 @@ def doctor(
         print_json(report.model_dump(mode="json"))
     else:
         stdout.print(doctor_view(report))
+    report.check()
+
+
+# --- bisect: which change since sealing breaks the replay (issue 14) ---------------------
+
+
+@app.command(name="bisect")
+def bisect_command(
+    source: Annotated[
+        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
+    ],
+    as_json: JsonFlag = False,
+    max_envs: Annotated[
+        int | None,
+        typer.Option(help="Run trials in at most this many built environments [default: 16]."),
+    ] = None,
+    keep_envs: Annotated[
+        Path | None,
+        typer.Option(help="Keep the trial environments in DIR (and reuse them from there)."),
+    ] = None,
+) -> None:
+    """Find the package or setting change since sealing that breaks the replay here."""
+    from modelseal.bisect import bisect_seal
+    from modelseal.bisect.view import bisect_view, trial_line
+
+    report = bisect_seal(
+        resolve_source(source),
+        max_envs=max_envs,
+        keep_envs=keep_envs,
+        on_trial=lambda record: stderr.print(trial_line(record), highlight=False),
+    )
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+    else:
+        stdout.print(bisect_view(report))
     report.check()

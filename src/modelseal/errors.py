@@ -110,3 +110,11 @@ class ChecksFailedError(SealError):
     def __init__(self, message: str, report: BaseModel | None = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class NoCulpritError(SealError):
+    """``modelseal bisect`` could not isolate the change that breaks the replay."""
+
+    def __init__(self, message: str, report: BaseModel | None = None) -> None:
+        super().__init__(message)
+        self.report = report
