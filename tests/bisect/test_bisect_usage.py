@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,9 @@ def test_a_seal_that_verifies_consistent_has_nothing_to_bisect(
 
     result = run_modelseal("bisect", "--json", str(seal))
     assert result.returncode == 2
-    assert result.stdout == ""
+    document = json.loads(result.stdout)
+    assert document["exit_code"] == 2
+    assert document["error"]["type"] == "UsageError"
     assert "verifies consistent here, so there is nothing to bisect" in result.stderr
     assert "Traceback" not in result.stderr
 
