@@ -6,7 +6,9 @@ run here, 2 a usage error or an unreadable, corrupt or unsafe seal.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,9 +32,9 @@ from modelseal.pack import pack
 from modelseal.reports import environment_rows_view, environment_view, seal_view, verify_view
 from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.runtimes.registry import available_runtimes, get_runtime
-from modelseal.seal.artifact import Seal, open_seal
+from modelseal.seal.artifact import Seal
 from modelseal.serving.config import DriftPolicy, LogFormat, NanPolicy, ServeConfig
-from modelseal.sources import resolve_source
+from modelseal.sources import resolve
 from modelseal.verify import diff_sources, verify
 
 EXIT_OK = 0
@@ -61,6 +63,15 @@ stdout = Console(width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+SOURCE_HELP = "Seal folder or archive, file://, s3://, models:/NAME/VERSION or @ALIAS, https://."
+ExpectDigest = Annotated[
+    str | None,
+    typer.Option(
+        "--expect-digest",
+        envvar="MODELSEAL_EXPECT_DIGEST",
+        help="sha256:... of the seal to accept; any other is refused before it is loaded.",
+    ),
+]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,13 +165,12 @@ def pack_command(
 
 @app.command()
 def inspect(
-    seal_path: Annotated[
-        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
-    ],
+    seal_path: Annotated[str, typer.Argument(metavar="SEAL", help=SOURCE_HELP)],
     as_json: JsonFlag = False,
+    expect_digest: ExpectDigest = None,
 ) -> None:
     """Show a seal's manifest, files, digests and environment summary (checks every file)."""
-    seal = open_seal(resolve_source(seal_path))
+    seal = resolve(seal_path, expect_digest)
     if as_json:
         print_json(inspect_data(seal))
         return
@@ -206,7 +216,7 @@ def serve(
         typer.Argument(
             metavar="SOURCE",
             envvar=["MODELSEAL_SOURCE", "MODEL_SOURCE", "MODEL_VOLUME_PATH"],
-            help="Seal folder or archive, or file:// URI.",
+            help=SOURCE_HELP,
         ),
     ],
     host: Annotated[str, typer.Option(envvar="MODELSEAL_HOST")] = "127.0.0.1",
@@ -266,6 +276,7 @@ def serve(
     ] = 5.0,
     access_log: Annotated[bool, typer.Option(envvar="MODELSEAL_ACCESS_LOG")] = False,
     log_format: Annotated[LogFormat, typer.Option(envvar="MODELSEAL_LOG_FORMAT")] = "auto",
+    expect_digest: ExpectDigest = None,
 ) -> None:
     """Serve a seal over HTTP (OIP v2 and /predict) once it proves it reproduces."""
     from modelseal.serving.runner import serve as run_server
@@ -289,7 +300,7 @@ def serve(
         access_log=access_log,
         log_format=log_format,
     )
-    run_server(source, config)
+    run_server(source, config, expect_digest=expect_digest)
 
 
 @app.command()
@@ -335,9 +346,7 @@ def demo(
 
 @app.command(name="verify")
 def verify_command(
-    source: Annotated[
-        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
-    ],
+    source: Annotated[str, typer.Argument(metavar="SEAL", help=SOURCE_HELP)],
     as_json: JsonFlag = False,
     strict_env: Annotated[
         bool, typer.Option("--strict-env", help="Exit 1 on critical environment drift too.")
@@ -357,12 +366,13 @@ def verify_command(
         str | None,
         typer.Option(help="Check a running server instead: send it the golden inputs."),
     ] = None,
+    expect_digest: ExpectDigest = None,
 ) -> None:
     """Verify a seal here: integrity, environment drift, and a replay of its golden inputs."""
     if url is not None:
-        _verify_remote(source, url, tolerance or [], as_json)
+        _verify_remote(source, url, tolerance or [], as_json, expect_digest)
         return
-    seal = open_seal(resolve_source(source))
+    seal = resolve(source, expect_digest)
     report = verify(seal, tolerance=tolerance or (), batch_sizes=batch_size or None)
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -372,11 +382,13 @@ def verify_command(
         raise typer.Exit(EXIT_DRIFT)
 
 
-def _verify_remote(source: str, url: str, tolerance: list[str], as_json: bool) -> None:
+def _verify_remote(
+    source: str, url: str, tolerance: list[str], as_json: bool, expect_digest: str | None
+) -> None:
     from modelseal.remote import verify_server
     from modelseal.reports import remote_view
 
-    report = verify_server(open_seal(resolve_source(source)), url, tolerance=tolerance)
+    report = verify_server(resolve(source, expect_digest), url, tolerance=tolerance)
     if as_json:
         print_json(report.model_dump(mode="json"))
     else:
@@ -400,3 +412,81 @@ def diff(
         print_json(report.model_dump(mode="json"))
         return
     stdout.print(environment_rows_view(report.rows, show_info=show_all))
+
+
+# --- Weight sources: publish a seal, fill the cache (logic in modelseal.sources) -------------
+
+
+@app.command()
+def push(
+    seal_path: Annotated[str, typer.Argument(metavar="SEAL", help="Seal folder or archive.")],
+    destination: Annotated[
+        str,
+        typer.Argument(
+            metavar="S3_URI",
+            help="s3://BUCKET/KEY.seal.tar[.gz], or s3://BUCKET/[PREFIX/] for "
+            "NAME/VERSION/NAME-VERSION.seal.tar under it.",
+        ),
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a seal and upload it to S3 as one archive (multipart when large)."""
+    from modelseal.sources.publish import push as push_seal
+
+    result = push_seal(seal_path, destination)
+    if as_json:
+        print_json(dataclasses.asdict(result))
+        return
+    stdout.print(f"pushed {result.uri} ({result.bytes} bytes in {result.seconds:.1f} s)")
+    stdout.print(f"digest sha256:{result.digest}")
+
+
+@app.command()
+def register(
+    seal_path: Annotated[str, typer.Argument(metavar="SEAL", help="Seal folder or archive.")],
+    name: Annotated[str, typer.Option(help="Registered model name.")],
+    alias: Annotated[
+        str | None, typer.Option(help="Alias to point at the new version (e.g. champion).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking server.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a seal and register it as a new model version in MLflow's registry."""
+    from modelseal.sources.publish import register as register_seal
+
+    result = register_seal(seal_path, name, alias=alias, tracking_uri=tracking_uri)
+    if as_json:
+        print_json({**dataclasses.asdict(result), "uri": result.uri})
+        return
+    stdout.print(f"registered {result.uri}" + (f" (alias {result.alias})" if result.alias else ""))
+    stdout.print(f"digest sha256:{result.digest}")
+
+
+@app.command()
+def fetch(
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help=SOURCE_HELP)],
+    expect_digest: ExpectDigest = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(envvar="MODELSEAL_CACHE_DIR", help="Cache folder.")
+    ] = None,
+    cache_max_bytes: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MODELSEAL_CACHE_MAX_BYTES",
+            help="Evict least recently used seals beyond this size (e.g. 20G).",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fetch a seal into the cache and check it (for an init container, or to warm a node)."""
+    from modelseal.sources.cache import SealCache, default_cache_dir, parse_max_bytes
+
+    cache = SealCache(cache_dir or default_cache_dir(os.environ), parse_max_bytes(cache_max_bytes))
+    seal = resolve(source, expect_digest, cache=cache)
+    if as_json:
+        print_json({"digest": seal.digest, "source": seal.source, "path": str(seal.root)})
+        return
+    stdout.print(f"{seal.source} -> {seal.root}")
+    stdout.print(f"digest sha256:{seal.digest}")

@@ -65,3 +65,7 @@ class RequestTooLargeError(SealError):
 
 class UsageError(SealError):
     """The caller asked for something that cannot be done as asked (bad option, bad value)."""
+
+
+class StorageError(SealError):
+    """Local storage cannot take what was asked: disk full, read-only, or not permitted."""
