@@ -97,7 +97,10 @@ class SealCache:
         with self._exclusive(f"{key}.fetch", f"another process is fetching {source}; waiting"):
             work = self.root / "downloads" / key
             work.mkdir(parents=True, exist_ok=True)
-            yield work
+            try:
+                yield work
+            finally:
+                _remove_empty_folders(work)
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
@@ -269,3 +272,13 @@ def _write_atomic(path: Path, content: dict[str, object]) -> None:
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise StorageError(f"{path}: cannot write the cache marker ({exc})") from exc
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    """Remove ``folder`` and the folders under it that hold no file (a partial download)."""
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir():
+            with contextlib.suppress(OSError):
+                path.rmdir()
+    with contextlib.suppress(OSError):
+        folder.rmdir()

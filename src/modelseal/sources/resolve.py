@@ -20,7 +20,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from modelseal.errors import IntegrityError, SourceError, StorageError, UsageError
+from modelseal.errors import (
+    IntegrityError,
+    SealFormatError,
+    SourceError,
+    StorageError,
+    UsageError,
+)
 from modelseal.seal.archive import (
     ExtractedSeal,
     find_manifest,
@@ -183,8 +189,12 @@ def _resolve_remote(
         with cache.staging() as staging:
             try:
                 extracted = fetcher.fetch(work, staging, context)
-            except BaseException:
+            except (IntegrityError, SealFormatError):
                 meter.finish(ok=False)
+                shutil.rmtree(work, ignore_errors=True)  # a seal that fails its check: keep nothing
+                raise
+            except BaseException:
+                meter.finish(ok=False)  # a partial download is kept, to resume next time
                 raise
             entry = cache.install(extracted.root, extracted.manifest.digest, where)
         meter.finish()
@@ -237,7 +247,6 @@ class S3Fetcher:
         from modelseal.sources.s3 import s3_client
 
         self.source = source
-        self.endpoint = values.get("MODELSEAL_S3_ENDPOINT", "")
         self.client = s3_client(values, pool=DownloadSettings.from_environment(values).workers + 4)
         self._located: Any = None
         self._manifest_text = b""
@@ -248,7 +257,7 @@ class S3Fetcher:
 
     @property
     def key(self) -> str:
-        return _key("s3", f"{self.endpoint}|{self.source.bucket}|{self.source.key}")
+        return _key("s3", f"{self.source.bucket}|{self.source.key}")
 
     def probe(self, retrier: Retrier) -> SealManifest | None:
         from modelseal.sources.s3 import S3Archive, locate

@@ -234,7 +234,7 @@ def s3_error(error: Exception, what: str, doing: str) -> Exception:
 def _client_error(error: Any, what: str, doing: str) -> Exception:
     code = str(error.response.get("Error", {}).get("Code", ""))
     status = _status(error)
-    detail = f"HTTP {status} {code}".strip()
+    detail = f"HTTP {status} {code}" if code and code != str(status) else f"HTTP {status}"
     if status >= 500 or status in (408, 429) or code in TRANSIENT_CODES:
         return TransientFetchError(f"{detail} from the server")
     if code == "NoSuchBucket":
