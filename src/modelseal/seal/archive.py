@@ -40,6 +40,7 @@ SIGNATURES_DIR = "signatures"
 SIGNATURE_MAX_BYTES = 64 << 10
 SIGNATURES_MAX = 64
 ARCHIVE_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+GZIP_MAGIC = b"\x1f\x8b"
 
 ManifestObserver = Callable[[SealManifest], None]
 
@@ -379,13 +380,46 @@ def _check(relative: str, entry: FileEntry, actual: str, where: str) -> FileChec
 
 @contextmanager
 def _open_stream(stream: ByteStream, where: str) -> Iterator[tarfile.TarFile]:
-    """``tarfile.open(fileobj, 'r|*')``, turning unreadable input into ``SealFormatError``."""
+    """A tar stream over ``stream``, gunzipped when it starts like gzip.
+
+    gzip is undone by ``gzip.GzipFile``, which inflates only what is asked for: tarfile's own
+    stream reader inflates a whole input buffer at once, which a gzip bomb turns into
+    gigabytes in memory.
+    """
+    source = _Peekable(stream)
+    plain: ByteStream = source
+    if source.peek(len(GZIP_MAGIC)) == GZIP_MAGIC:
+        plain = gzip.GzipFile(fileobj=cast(IO[bytes], source), mode="rb")
     try:
-        tar = tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|*", bufsize=STREAM_BUFFER)  # noqa: SIM115
+        tar = tarfile.open(fileobj=cast(IO[bytes], plain), mode="r|", bufsize=STREAM_BUFFER)  # noqa: SIM115
     except ARCHIVE_READ_ERRORS as exc:
-        raise SealFormatError(f"{where}: not a readable tar archive ({exc})") from exc
+        raise SealFormatError(f"{where}: not a readable tar or tar.gz archive ({exc})") from exc
     with tar:
         yield tar
+
+
+class _Peekable:
+    """A stream whose first bytes can be looked at before they are read."""
+
+    def __init__(self, stream: ByteStream) -> None:
+        self._stream = stream
+        self._head = b""
+
+    def peek(self, size: int) -> bytes:
+        while len(self._head) < size:
+            more = self._stream.read(size - len(self._head))
+            if not more:
+                break
+            self._head += more
+        return self._head[:size]
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._head:
+            return self._stream.read(size)
+        head, self._head = (self._head, b"") if size < 0 else (self._head[:size], self._head[size:])
+        if size < 0:
+            return head + self._stream.read()
+        return head
 
 
 def _members(tar: tarfile.TarFile, where: str) -> Iterator[tarfile.TarInfo]:
