@@ -7,12 +7,15 @@ check the digest pin and sizes before the rest arrives.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modelseal.errors import SourceError, UsageError
 from modelseal.seal.archive import create_seal_archive
@@ -86,11 +89,19 @@ def register(
     tracking_uri: str | None = None,
 ) -> RegisterResult:
     """Log the seal folder to an MLflow run and register it as a new version of ``name``."""
-    from modelseal.sources.registry import ARTIFACT_PATH, DIGEST_TAG, mlflow_client
+    from modelseal.sources.registry import mlflow_client
 
     seal = open_seal(Path(seal_path))
     client = mlflow_client(tracking_uri)
+    # MLflow writes run links to stdout, which is for our --json: send them to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        return _register(seal, client, name, alias)
+
+
+def _register(seal: Seal, client: Any, name: str, alias: str | None) -> RegisterResult:
     from mlflow.exceptions import MlflowException
+
+    from modelseal.sources.registry import ARTIFACT_PATH, DIGEST_TAG
 
     try:
         experiment = client.get_experiment_by_name("modelseal")
@@ -114,11 +125,11 @@ def register(
     return RegisterResult(name, str(version.version), alias, seal.digest, run_id)
 
 
-def _ensure_registered_model(client: object, name: str) -> None:
+def _ensure_registered_model(client: Any, name: str) -> None:
     from mlflow.exceptions import MlflowException
 
     try:
-        client.create_registered_model(name)  # type: ignore[attr-defined]
+        client.create_registered_model(name)
     except MlflowException as exc:
         if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
             raise

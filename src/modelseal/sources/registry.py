@@ -85,10 +85,9 @@ class RegistryFetcher:
         context.on_manifest(manifest)
         version = self._version or ""
         uri = context.retrier.call(lambda: self._download_uri(version), "looking up")
-        root = work / "seal"
         context.meter.start(sum(entry.size for entry in manifest.files.values()))
-        with _watch_folder(root, context):
-            context.retrier.call(lambda: self._download_all(uri, root), "downloading")
+        with _watch_folder(work, context):
+            root = context.retrier.call(lambda: self._download_all(uri, work), "downloading")
         checks = [
             check
             for check in check_files(root, manifest.files)
@@ -102,10 +101,12 @@ class RegistryFetcher:
         )
         return ExtractedSeal(root, manifest, tuple(c for c in checks if c.ok), signatures)
 
-    def _download_all(self, uri: str, root: Path) -> None:
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        _download(uri, root, self.description)
+    def _download_all(self, uri: str, work: Path) -> Path:
+        """Download the version's folder; where MLflow put it (it may add a subfolder)."""
+        target = work / "download"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        return Path(_download(uri, target, self.description))
 
     def _resolve_version(self) -> str:
         with _registry_errors(self.description, self.client.tracking_uri):
