@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -484,9 +485,20 @@ def fetch(
     from modelseal.sources.cache import SealCache, default_cache_dir, parse_max_bytes
 
     cache = SealCache(cache_dir or default_cache_dir(os.environ), parse_max_bytes(cache_max_bytes))
+    _show_source_logs()
     seal = resolve(source, expect_digest, cache=cache)
     if as_json:
         print_json({"digest": seal.digest, "source": seal.source, "path": str(seal.root)})
         return
     stdout.print(f"{seal.source} -> {seal.root}")
     stdout.print(f"digest sha256:{seal.digest}")
+
+
+def _show_source_logs() -> None:
+    """fetch runs in init containers: its progress lines and retries go to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("modelseal.sources")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

@@ -91,6 +91,12 @@ class SealCache:
             fcntl.flock(fd, fcntl.LOCK_SH)
             _leases[key] = fd
 
+    def release(self, digest: str) -> None:
+        """This process no longer uses ``digest``: eviction may take it."""
+        fd = _leases.pop((self.root, digest), None)
+        if fd is not None:
+            os.close(fd)
+
     @contextlib.contextmanager
     def fetching(self, key: str, source: str) -> Iterator[Path]:
         """Hold the fetch lock of one source; yields its downloads folder (kept across runs)."""

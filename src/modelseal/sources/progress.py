@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from rich.console import Console
 from rich.progress import (
@@ -50,8 +50,8 @@ class FetchProgress:
         return min(1.0, self.bytes_done / self.bytes_total)
 
 
-class ProgressObserver(Protocol):
-    def __call__(self, progress: FetchProgress) -> None: ...
+# Anything that takes snapshots: a bar, a logger, a server's health state.
+ProgressObserver = Callable[[FetchProgress], None]
 
 
 class ProgressMeter:
