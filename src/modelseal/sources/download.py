@@ -26,7 +26,7 @@ from modelseal.sources.retry import Retrier, TransientFetchError
 log = logging.getLogger("modelseal.sources")
 T = TypeVar("T")
 DEFAULT_CHUNK_BYTES = 8 << 20
-DEFAULT_WORKERS = 8
+DEFAULT_WORKERS = 10
 STATE_SUFFIX = ".state"
 
 
