@@ -6,10 +6,7 @@ run here, 2 a usage error or an unreadable, corrupt or unsafe seal.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -432,6 +429,8 @@ def push(
     as_json: JsonFlag = False,
 ) -> None:
     """Check a seal and upload it to S3 as one archive (multipart when large)."""
+    import dataclasses
+
     from modelseal.sources.publish import push as push_seal
 
     result = push_seal(seal_path, destination)
@@ -455,6 +454,8 @@ def register(
     as_json: JsonFlag = False,
 ) -> None:
     """Check a seal and register it as a new model version in MLflow's registry."""
+    import dataclasses
+
     from modelseal.sources.publish import register as register_seal
 
     result = register_seal(seal_path, name, alias=alias, tracking_uri=tracking_uri)
@@ -482,6 +483,8 @@ def fetch(
     as_json: JsonFlag = False,
 ) -> None:
     """Fetch a seal into the cache and check it (for an init container, or to warm a node)."""
+    import os
+
     from modelseal.sources.cache import SealCache, default_cache_dir, parse_max_bytes
 
     cache = SealCache(cache_dir or default_cache_dir(os.environ), parse_max_bytes(cache_max_bytes))
@@ -496,6 +499,8 @@ def fetch(
 
 def _show_source_logs() -> None:
     """fetch runs in init containers: its progress lines and retries go to stderr."""
+    import logging
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     logger = logging.getLogger("modelseal.sources")
