@@ -8,7 +8,7 @@ Not part of the test suite. Starts a moto S3 server on loopback, pushes a seal o
 GET, so both downloads are bound by the S3 server; the two send the same requests (8 MiB
 ranges, 10 at a time) but for one extra small ranged GET of ours (the manifest probe).
 Writes Markdown to benchmarks/results/ and deletes every big file it made.
-``BENCH_DOWNLOAD_BYTES`` sets another weights size.
+``BENCH_DOWNLOAD_BYTES`` sets another weights size, ``BENCH_ROUNDS`` another count.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from modelseal.sources import SealCache, resolve
 from modelseal.sources.publish import push
 from modelseal.sources.s3 import s3_client
 
-ROUNDS = 5
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 MIN_AVAILABLE_KIB = 2 << 20
 TARGET_RATIO = 0.9
 RESULTS = Path(__file__).parent / "results"
@@ -121,6 +121,7 @@ def _round(uri: str, work: Path, size: int) -> dict[str, float]:
     target = work / "plain.seal.tar"
     baseline = _seconds(lambda: plain.download_file(bucket, key, str(target)))
     target.unlink()
+    print(f"  boto3 download_file: {baseline:.1f} s", flush=True)
     cache = work / "cache"
     ours = _seconds(lambda: resolve(uri, cache=SealCache(cache), progress=lambda _: None))
     shutil.rmtree(cache)

@@ -11,7 +11,7 @@ from modelseal import SourceError, open_seal
 from modelseal.seal.archive import create_seal_archive
 from modelseal.sources import resolve
 from tests.cli_process import run_modelseal
-from tests.sources.servers import file_server, self_signed_certificate
+from tests.sources.servers import Faults, FaultyProxy, file_server, self_signed_certificate
 
 TOKEN = "ms-test-token-Zp4Lq8Vd"
 
@@ -78,3 +78,24 @@ def test_a_password_in_the_url_is_sent_but_never_shown(
     assert result.returncode == 2
     assert "access denied" in result.stderr and "HTTP 401" in result.stderr
     assert password not in result.stdout + result.stderr
+
+
+def test_resets_and_a_cut_body_over_tls_are_retried(
+    served: Path,
+    mlp_seal_path: Path,
+    certificate: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    with file_server(served, certificate=certificate) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        proxy = FaultyProxy(("127.0.0.1", port), Faults(reset_first=2, cut=1, cut_after=300_000))
+        proxy.start()
+        try:
+            seal = resolve(f"https://127.0.0.1:{proxy.port}/mlp.seal.tar", progress=lambda _: None)
+        finally:
+            proxy.stop()
+    assert seal.digest == open_seal(mlp_seal_path).digest
+    retries = [r for r in caplog.records if r.levelno == logging.WARNING and "retry" in r.message]
+    assert len(retries) == 3, caplog.text

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from modelseal import IntegrityError, SourceError, open_seal
+from modelseal import IntegrityError, SourceError, open_seal, pack
+from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.seal.archive import create_seal_archive
 from modelseal.sources import SealCache, resolve
 from modelseal.sources.publish import push
 from tests.cli_process import run_modelseal
-from tests.sources.conftest import client
+from tests.sources.conftest import MLP_FUNCTION, client
 
 
 def _upload_folder(seal: Path, bucket: str, prefix: str) -> None:
@@ -149,7 +153,9 @@ def test_a_prefix_with_two_archives_asks_which(
 def test_the_model_source_convention_reads_the_bucket_and_the_layout(
     demo_seal_path: Path, bucket: str, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
-    push(demo_seal_path, f"s3://{bucket}/team/", progress=lambda _: None)
+    pushed = run_modelseal("push", str(demo_seal_path), f"s3://{bucket}/team/", extra_env=s3_env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"pushed s3://{bucket}/team/digits/1.0.0/digits-1.0.0.seal.tar" in pushed.stdout
     convention = {
         "MODEL_SOURCE": "s3",
         "MODEL_S3_BUCKET": bucket,
@@ -192,3 +198,44 @@ from modelseal.sources import resolve
 print(resolve(sys.argv[1], progress=lambda _: None).digest, flush=True)
 time.sleep(600)
 """
+
+
+def test_a_large_seal_is_pushed_in_parts_by_the_command(
+    bucket: str, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Over 64 MiB, `modelseal push` uploads in parts (the ETag of a multipart object ends
+    in -PARTS); the archive keeps the seal's files and resolves to the same digest."""
+    weights = np.random.default_rng(3).standard_normal((16, 1_200_000), dtype=np.float32)
+    sealed = pack(
+        NumpyFunction(source=MLP_FUNCTION, weights={"a": weights}),
+        runtime="numpy", name="wide", version="1", golden=np.ones((2, 16), np.float32),
+        output=tmp_path / "wide.seal",
+    )  # fmt: skip
+    result = run_modelseal("push", str(sealed.root), f"s3://{bucket}/", "--json", extra_env=s3_env)
+    assert result.returncode == 0, result.stderr
+    pushed = json.loads(result.stdout)
+    assert pushed["uri"] == f"s3://{bucket}/wide/1/wide-1.seal.tar"
+    assert pushed["bytes"] > 64 << 20
+    head = client().head_object(Bucket=bucket, Key="wide/1/wide-1.seal.tar")
+    assert head["ETag"].strip('"').endswith("-2")
+    assert head["Metadata"]["modelseal-digest"] == sealed.digest
+    assert resolve(pushed["uri"], progress=lambda _: None).digest == sealed.digest
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "extra"),
+    [("boto3", "s3://bucket/m.seal.tar", "s3"), ("mlflow", "models:/m/1", "mlflow")],
+)
+def test_a_missing_extra_is_named(module: str, source: str, extra: str) -> None:
+    """Without the extra's package, the source fails with the pip command that adds it."""
+    code = (
+        f"import sys; sys.modules[{module!r}] = None\n"
+        "from modelseal.cli import run\n"
+        f"sys.exit(run(['verify', {source!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False,
+        env={**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"pip install 'modelseal[{extra}]'" in result.stderr

@@ -122,6 +122,5 @@ def _connection_error(reason: object, what: str) -> Exception:
             f"{what}: the server's certificate is not trusted ({reason.verify_message}); "
             "set SSL_CERT_FILE to the bundle of the CA that signed it"
         )
-    if isinstance(reason, ssl.SSLError):
-        return SourceError(f"{what}: TLS failed ({reason})")
+    # Other TLS errors (an EOF or reset in the handshake) are what a flaky network does.
     return TransientFetchError(f"{type(reason).__name__}: {redact(str(reason))}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -36,6 +37,12 @@ POLL_S = 0.5
 
 
 def mlflow_client(tracking_uri: str | None = None) -> Any:
+    """A client of the tracking server ``tracking_uri`` (else ``MLFLOW_TRACKING_URI``)."""
+    if not (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
+        raise SourceError(
+            "no MLflow tracking server given: set MLFLOW_TRACKING_URI (or --tracking-uri) "
+            "to the server that holds the registry"
+        )
     try:
         from mlflow.tracking import MlflowClient
     except ImportError:
