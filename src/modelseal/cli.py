@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from modelseal._version import __version__
 from modelseal.environment.fingerprint import capture_environment
@@ -44,9 +45,9 @@ from modelseal.reports import (
 )
 from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.runtimes.registry import available_runtimes, get_runtime
-from modelseal.seal.artifact import Seal, open_seal
+from modelseal.seal.artifact import Seal
 from modelseal.serving.config import DriftPolicy, LogFormat, NanPolicy, ServeConfig
-from modelseal.sources import resolve_source
+from modelseal.sources import resolve, resolve_source
 from modelseal.verify import diff_sources, verify
 
 EXIT_OK = 0
@@ -98,6 +99,15 @@ def _remember_json(value: bool) -> bool:
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print JSON on stdout.", callback=_remember_json)
 ]
+SOURCE_HELP = "Seal folder or archive, file://, s3://, models:/NAME/VERSION or @ALIAS, https://."
+ExpectDigest = Annotated[
+    str | None,
+    typer.Option(
+        "--expect-digest",
+        envvar="MODELSEAL_EXPECT_DIGEST",
+        help="sha256:... of the seal to accept; any other is refused before it is loaded.",
+    ),
+]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,7 +124,7 @@ def run(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else EXIT_UNUSABLE
     except SealError as exc:
         code = exit_code_for(exc)
-        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         if invocation.json and not _reported(exc):
             print_json(ErrorReport.of(exc, code).model_dump(mode="json"))
         return code
@@ -220,13 +230,12 @@ def pack_command(
 
 @app.command()
 def inspect(
-    seal_path: Annotated[
-        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
-    ],
+    seal_path: Annotated[str, typer.Argument(metavar="SEAL", help=SOURCE_HELP)],
     as_json: JsonFlag = False,
+    expect_digest: ExpectDigest = None,
 ) -> None:
     """Show a seal's manifest, files, digests and environment summary (checks every file)."""
-    seal = open_seal(resolve_source(seal_path))
+    seal = resolve(seal_path, expect_digest)
     if as_json:
         print_json(inspect_data(seal))
         return
@@ -272,7 +281,7 @@ def serve(
         typer.Argument(
             metavar="SOURCE",
             envvar=["MODELSEAL_SOURCE", "MODEL_SOURCE", "MODEL_VOLUME_PATH"],
-            help="Seal folder or archive, or file:// URI.",
+            help=SOURCE_HELP,
         ),
     ],
     host: Annotated[str, typer.Option(envvar="MODELSEAL_HOST")] = "127.0.0.1",
@@ -332,6 +341,7 @@ def serve(
     ] = 5.0,
     access_log: Annotated[bool, typer.Option(envvar="MODELSEAL_ACCESS_LOG")] = False,
     log_format: Annotated[LogFormat, typer.Option(envvar="MODELSEAL_LOG_FORMAT")] = "auto",
+    expect_digest: ExpectDigest = None,
 ) -> None:
     """Serve a seal over HTTP (OIP v2 and /predict) once it proves it reproduces."""
     from modelseal.serving.runner import serve as run_server
@@ -355,7 +365,7 @@ def serve(
         access_log=access_log,
         log_format=log_format,
     )
-    run_server(source, config)
+    run_server(source, config, expect_digest=expect_digest)
 
 
 @app.command()
@@ -401,9 +411,7 @@ def demo(
 
 @app.command(name="verify")
 def verify_command(
-    source: Annotated[
-        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
-    ],
+    source: Annotated[str, typer.Argument(metavar="SEAL", help=SOURCE_HELP)],
     as_json: JsonFlag = False,
     strict_env: Annotated[
         bool, typer.Option("--strict-env", help="Exit 1 on critical environment drift too.")
@@ -429,12 +437,13 @@ def verify_command(
             "send it the golden inputs. Exit 3 when it serves another seal."
         ),
     ] = None,
+    expect_digest: ExpectDigest = None,
 ) -> None:
     """Verify a seal here: integrity, environment drift, and a replay of its golden inputs."""
     if url is not None:
-        _verify_remote(source, url, tolerance or [], batch_size, as_json)
+        _verify_remote(source, url, tolerance or [], batch_size, as_json, expect_digest)
         return
-    seal = open_seal(resolve_source(source))
+    seal = resolve(source, expect_digest)
     report = verify(seal, tolerance=tolerance or (), batch_sizes=batch_size or None)
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -444,12 +453,17 @@ def verify_command(
 
 
 def _verify_remote(
-    source: str, url: str, tolerance: list[str], batch_sizes: list[int] | None, as_json: bool
+    source: str,
+    url: str,
+    tolerance: list[str],
+    batch_sizes: list[int] | None,
+    as_json: bool,
+    expect_digest: str | None,
 ) -> None:
     from modelseal.remote import verify_server
     from modelseal.reports import remote_view
 
-    seal = open_seal(resolve_source(source))
+    seal = resolve(source, expect_digest)
     report = verify_server(seal, url, tolerance=tolerance, batch_sizes=batch_sizes)
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -517,7 +531,7 @@ def doctor(
     from modelseal.doctor.view import doctor_view
 
     options = DoctorOptions(url=url, container=container, latency_budget_s=latency_budget_ms / 1000)
-    seal = open_seal(resolve_source(source)) if source else None
+    seal = resolve(source) if source else None
     report = run_doctor(seal, options)
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -559,3 +573,100 @@ def bisect_command(
     else:
         stdout.print(bisect_view(report))
     report.check()
+
+
+# --- Weight sources: publish a seal, fill the cache (logic in modelseal.sources) -------------
+
+
+@app.command()
+def push(
+    seal_path: Annotated[str, typer.Argument(metavar="SEAL", help="Seal folder or archive.")],
+    destination: Annotated[
+        str,
+        typer.Argument(
+            metavar="S3_URI",
+            help="s3://BUCKET/KEY.seal.tar[.gz], or s3://BUCKET/[PREFIX/] for "
+            "NAME/VERSION/NAME-VERSION.seal.tar under it.",
+        ),
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a seal and upload it to S3 as one archive (multipart when large)."""
+    import dataclasses
+
+    from modelseal.sources.publish import push as push_seal
+
+    result = push_seal(seal_path, destination)
+    if as_json:
+        print_json(dataclasses.asdict(result))
+        return
+    stdout.print(f"pushed {result.uri} ({result.bytes} bytes in {result.seconds:.1f} s)")
+    stdout.print(f"digest sha256:{result.digest}")
+
+
+@app.command()
+def register(
+    seal_path: Annotated[str, typer.Argument(metavar="SEAL", help="Seal folder or archive.")],
+    name: Annotated[str, typer.Option(help="Registered model name.")],
+    alias: Annotated[
+        str | None, typer.Option(help="Alias to point at the new version (e.g. champion).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking server.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a seal and register it as a new model version in MLflow's registry."""
+    import dataclasses
+
+    from modelseal.sources.publish import register as register_seal
+
+    result = register_seal(seal_path, name, alias=alias, tracking_uri=tracking_uri)
+    if as_json:
+        print_json({**dataclasses.asdict(result), "uri": result.uri})
+        return
+    stdout.print(f"registered {result.uri}" + (f" (alias {result.alias})" if result.alias else ""))
+    stdout.print(f"digest sha256:{result.digest}")
+
+
+@app.command()
+def fetch(
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help=SOURCE_HELP)],
+    expect_digest: ExpectDigest = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(envvar="MODELSEAL_CACHE_DIR", help="Cache folder.")
+    ] = None,
+    cache_max_bytes: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MODELSEAL_CACHE_MAX_BYTES",
+            help="Evict least recently used seals beyond this size (e.g. 20G).",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fetch a seal into the cache and check it (for an init container, or to warm a node)."""
+    import os
+
+    from modelseal.sources.cache import SealCache, default_cache_dir, parse_max_bytes
+
+    cache = SealCache(cache_dir or default_cache_dir(os.environ), parse_max_bytes(cache_max_bytes))
+    _show_source_logs()
+    seal = resolve(source, expect_digest, cache=cache)
+    if as_json:
+        print_json({"digest": seal.digest, "source": seal.source, "path": str(seal.root)})
+        return
+    stdout.print(f"{seal.source} -> {seal.root}")
+    stdout.print(f"digest sha256:{seal.digest}")
+
+
+def _show_source_logs() -> None:
+    """fetch runs in init containers: its progress lines and retries go to stderr."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("modelseal.sources")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

@@ -20,13 +20,13 @@ from types import FrameType
 import uvicorn
 
 from modelseal.errors import DeviceError
-from modelseal.seal.artifact import Seal, open_seal
+from modelseal.seal.artifact import Seal
 from modelseal.serving.app import create_app
 from modelseal.serving.config import ServeConfig
 from modelseal.serving.core import ModelServer
 from modelseal.serving.device import DeviceChoice, choose_device
 from modelseal.serving.logs import configure_logging, get_logger
-from modelseal.sources import resolve_source
+from modelseal.sources import resolve
 
 log = get_logger("runner")
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -34,9 +34,11 @@ QUIET_SECONDS = 0.25
 LINGER_LIMIT_SECONDS = 5.0
 
 
-def preflight(source: str, config: ServeConfig) -> tuple[Seal, DeviceChoice]:
+def preflight(
+    source: str, config: ServeConfig, expect_digest: str | None = None
+) -> tuple[Seal, DeviceChoice]:
     """Everything that must fail before the server binds its port."""
-    seal = open_seal(resolve_source(source))
+    seal = resolve(source, expect_digest)
     device = choose_device(config.device, seal.runtime, config.require_gpu)
     if config.half and not device.device.startswith("cuda"):
         raise DeviceError(
@@ -57,9 +59,9 @@ def preflight(source: str, config: ServeConfig) -> tuple[Seal, DeviceChoice]:
     return seal, device
 
 
-def serve(source: str, config: ServeConfig) -> None:
+def serve(source: str, config: ServeConfig, expect_digest: str | None = None) -> None:
     configure_logging(config.log_format)
-    seal, device = preflight(source, config)
+    seal, device = preflight(source, config, expect_digest)
     server = ModelServer(seal, config, device)
     uvicorn_config = uvicorn.Config(
         create_app(server),
