@@ -106,7 +106,7 @@ def error_response(error: SealError, server: ModelServer) -> Response:
     status = next((STATUS_OF[k] for k in type(error).__mro__ if k in STATUS_OF), 500)
     if status == 500:
         log.error("request failed: %s: %s", type(error).__name__, error)
-    response = Response(codecs.error_body(str(error)), status_code=status, media_type=JSON)
+    response = Response(orjson.dumps({"error": str(error)}), status_code=status, media_type=JSON)
     if status == 503:
         response.headers["retry-after"] = RETRY_AFTER_SECONDS
     return response

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from modelseal.errors import UsageError
+from modelseal.serving.codecs.values import NanPolicy
+
+__all__ = ["DriftPolicy", "LogFormat", "NanPolicy", "ServeConfig"]
 
 DriftPolicy = Literal["fail", "warn"]
-NanPolicy = Literal["reject", "allow"]
 LogFormat = Literal["auto", "json", "text"]
 
 
