@@ -65,3 +65,11 @@ class RequestTooLargeError(SealError):
 
 class UsageError(SealError):
     """The caller asked for something that cannot be done as asked (bad option, bad value)."""
+
+
+class UnknownRouteError(SealError):
+    """A request for a path the server has no route for (HTTP 404)."""
+
+
+class MethodNotAllowedError(SealError):
+    """A request with a method its path's route does not take (HTTP 405)."""

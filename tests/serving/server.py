@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 
 START_TIMEOUT_SECONDS = 90.0
+# Pin every test server to these CPUs (taskset -c), e.g. beside a CPU hog on the same core.
+SERVER_CPUS = os.environ.get("MODELSEAL_TEST_SERVER_CPUS")
 
 
 def free_port() -> int:
@@ -53,8 +55,9 @@ def start_server(
     """Start a server and wait until it is ``ready`` (or just ``live``)."""
     port = free_port()
     log = log_dir / f"server-{port}.log"
+    pinning = ["taskset", "-c", SERVER_CPUS] if SERVER_CPUS else []
     command = [
-        sys.executable, "-m", "modelseal", "serve", str(seal), "--port", str(port),
+        *pinning, sys.executable, "-m", "modelseal", "serve", str(seal), "--port", str(port),
         "--log-format", "json", *args,
     ]  # fmt: skip
     with log.open("wb") as sink:

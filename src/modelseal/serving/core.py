@@ -1,23 +1,31 @@
-"""The one core behind every protocol route: the loaded model, the batcher, health, metrics.
+"""One served model: the loaded model, its batcher, its health, its metrics, its start-up.
 
 Start-up runs in the background while the server already answers liveness, one step at a
 time, each logged with its duration and the seal digest: load runtime -> environment diff
 -> golden replay -> warm-up -> ready. The integrity check and the device check ran before
-(``runner.preflight``), so a corrupt seal or a missing GPU never gets this far.
+(``runner.preflight``), so a corrupt seal or a missing GPU never gets this far. SIGTERM in
+any start-up state stops the start-up where it is: the model never turns ready after it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 
 from modelseal.environment.fingerprint import capture_environment
-from modelseal.errors import NotAcceptingError, RuntimeLoadError
+from modelseal.errors import (
+    DriftError,
+    NotAcceptingError,
+    OverloadedError,
+    RuntimeLoadError,
+    SealError,
+)
 from modelseal.golden.compare import compare_output
 from modelseal.golden.store import Golden, load_golden
 from modelseal.runtimes.base import Loaded
@@ -28,6 +36,7 @@ from modelseal.serving.device import DeviceChoice
 from modelseal.serving.health import HealthState, InferenceProbe, State
 from modelseal.serving.logs import get_logger
 from modelseal.serving.metrics import ServerMetrics
+from modelseal.serving.offload import in_daemon_thread
 from modelseal.types import NamedArrays
 from modelseal.verify import (
     Verdict,
@@ -41,37 +50,18 @@ from modelseal.verify import (
 
 log = get_logger("server")
 T = TypeVar("T")
-
-ROUTES = (
-    "/v2",
-    "/v2/health/live",
-    "/v2/health/ready",
-    "/v2/models/{name}",
-    "/v2/models/{name}/versions/{version}",
-    "/v2/models/{name}/ready",
-    "/v2/models/{name}/versions/{version}/ready",
-    "/v2/models/{name}/infer",
-    "/v2/models/{name}/versions/{version}/infer",
-    "/predict",
-    "/health",
-    "/health/live",
-    "/health/ready",
-    "/seal",
-    "/metrics",
-    "/openapi.json",
-)
-SERVING_STATES = frozenset({State.READY, State.DRAINING})
+STARTING = frozenset({State.LOADING, State.VERIFYING, State.WARMING})
 
 
 class ModelServer:
-    """Owns what every route needs; routes only translate HTTP to and from it."""
+    """Owns what every route needs for one model; routes only translate HTTP to and from it."""
 
     def __init__(self, seal: Seal, config: ServeConfig, device: DeviceChoice) -> None:
         self.seal = seal
         self.config = config
         self.device = device
-        self.metrics = ServerMetrics(routes=ROUTES, max_batch_size=config.max_batch_size)
-        self.health = HealthState(reason="loading the model", on_change=self.metrics.set_state)
+        self.metrics = ServerMetrics(max_batch_size=config.max_batch_size)
+        self.health = HealthState(reason="loading the model", on_change=self._entered)
         self.metrics.set_state(State.LOADING)
         self.metrics.set_build(seal.name, seal.version, seal.digest)
         self.metrics.set_device(device.device, device.gpu_name)
@@ -81,10 +71,15 @@ class ModelServer:
         self.loaded: Loaded | None = None
         self.batcher: AdaptiveBatcher | None = None
         self.probe = InferenceProbe(self._probe_inference, config.probe_interval_s)
+        self.startup_failure: SealError | None = None
+        """Why start-up failed (drift, or a model that cannot load or run here), else None."""
+        self.was_ready = False
+        """Whether the model ever turned ready (only then is there traffic to drain)."""
+        self.settled = asyncio.Event()
+        """Set once start-up has ended: ready, failed, or stopped by a drain."""
         self._probe_reference: NamedArrays | None = None
         self._startup: asyncio.Task[None] | None = None
-        self.last_request_at = time.monotonic()
-        """When the latest request arrived (monotonic); the drain waits for quiet."""
+        self._admitted = 0
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -98,7 +93,7 @@ class ModelServer:
             await self._start_up()
         except Exception as exc:
             log.exception("start-up failed", extra=self._log_fields())
-            self._fail(f"start-up failed: {type(exc).__name__}: {exc}")
+            self._fail(f"start-up failed: {type(exc).__name__}: {exc}", RuntimeLoadError)
 
     async def _start_up(self) -> None:
         timings: dict[str, float] = {}
@@ -113,8 +108,9 @@ class ModelServer:
                 self.seal, self.golden, [], [], None, failure, warnings, self.device.device,
                 timings,
             )  # fmt: skip
+            self.metrics.set_verdict(self.report.verdict.value)
             detail = f"{failure.error_type}: {failure.message}" if failure else "unknown"
-            self._fail(f"the model cannot be loaded here: {detail}; see /seal")
+            self._fail(f"the model cannot be loaded here: {detail}", RuntimeLoadError)
             return
         self.loaded = loaded
         log.info("runtime load breakdown", extra={**self._log_fields(), **loaded.load_timings})
@@ -138,19 +134,24 @@ class ModelServer:
         log.info("ready", extra={**self._log_fields(), "device": loaded.device})
 
     def _accept_report(self, report: VerifyReport) -> bool:
-        drifted = report.verdict is not Verdict.CONSISTENT
-        self.metrics.set_drift(report.verdict.value, warning=drifted)
-        if not drifted:
+        self.metrics.set_verdict(report.verdict.value)
+        if report.verdict is Verdict.CONSISTENT:
             return True
         if report.failure is not None:
             detail = f"{report.failure.error_type}: {report.failure.message}"
-            self._fail(f"the model fails on its golden inputs: {detail}; see /seal")
+            self._fail(f"the model fails on its golden inputs: {detail}", RuntimeLoadError)
             return False
-        failing = sorted({r.comparison.name for r in report.golden if not r.comparison.passed})
-        message = f"golden replay verdict {report.verdict.value} on outputs {failing}"
-        if self.config.drift == "fail":
-            self._fail(f"{message}; see /seal (serve with --drift warn to take traffic anyway)")
+        failing = [
+            f"{r.comparison.name} at batch size {r.batch_size}: "
+            + "; ".join(c.detail for c in r.comparison.checks if not c.passed)
+            for r in report.golden
+            if not r.comparison.passed
+        ]
+        message = f"golden replay verdict {report.verdict.value} on {' | '.join(failing)}"
+        if self.config.drift != "warn":
+            self._fail(f"{message} (serve with --drift warn to take traffic anyway)", DriftError)
             return False
+        self.metrics.set_serving_despite_drift()
         log.warning("%s; serving anyway (--drift warn)", message, extra=self._log_fields())
         return True
 
@@ -174,9 +175,12 @@ class ModelServer:
                 await self.infer(_tiled_golden_inputs(self.golden, batch_size))
 
     def begin_drain(self) -> None:
-        """SIGTERM: readiness turns 503 at once; requests are still served."""
-        if self.health.state in (State.READY, State.WARMING, State.VERIFYING):
+        """SIGTERM: readiness turns 503, requests are still served, a start-up stops."""
+        if self.health.state in (*STARTING, State.READY):
             self.health.to(State.DRAINING, "shutting down: draining in-flight requests")
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()
+            self.settled.set()
 
     async def finish_drain(self) -> None:
         """The drain window is over: refuse new requests, finish what is queued."""
@@ -185,28 +189,48 @@ class ModelServer:
         if self.batcher is not None:
             await self.batcher.drain()
 
-    async def wait_for_quiet(self, quiet_s: float, limit_s: float) -> None:
-        """Return once no request has arrived for ``quiet_s`` (or after ``limit_s``)."""
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            idle = time.monotonic() - self.last_request_at
-            if idle >= quiet_s:
-                return
-            await asyncio.sleep(quiet_s - idle)
+    def _entered(self, state: State) -> None:
+        self.metrics.set_state(state)
+        if state is State.READY:
+            self.was_ready = True
+        if state in (State.READY, State.FAILED):
+            self.settled.set()
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, error: type[SealError]) -> None:
         log.error(reason, extra=self._log_fields())
-        self.health.to(State.FAILED, reason)
+        self.startup_failure = self.startup_failure or error(reason)
+        self.health.to(State.FAILED, f"{reason}; see /seal")
 
     # --- requests ---------------------------------------------------------------------------
 
-    async def infer(self, inputs: NamedArrays) -> NamedArrays:
-        batcher = self.batcher
-        if batcher is None or self.health.state not in (*SERVING_STATES, State.WARMING):
-            raise NotAcceptingError(
-                f"the model is not ready ({self.health.state.value}: {self.health.reason})"
+    @asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """Hold a request from before its body is read until it is answered; refuse it first
+        (cheaply) when nothing is taken now or ``max_queue`` wait beyond one full batch."""
+        self._check_taking_requests()
+        limit = self.config.max_queue + self.config.max_batch_size
+        if self._admitted >= limit:
+            raise OverloadedError(
+                f"{self._admitted} requests are in progress (max_queue is "
+                f"{self.config.max_queue}, beyond a batch of {self.config.max_batch_size}); "
+                "retry shortly"
             )
+        self._admitted += 1
+        try:
+            yield
+        finally:
+            self._admitted -= 1
+
+    async def infer(self, inputs: NamedArrays) -> NamedArrays:
+        batcher = self._check_taking_requests()
         return await batcher.submit(inputs)
+
+    def _check_taking_requests(self) -> AdaptiveBatcher:
+        state = self.health.state
+        serving = state is State.WARMING or (self.was_ready and state is State.DRAINING)
+        if self.batcher is None or not (serving or state is State.READY):
+            raise NotAcceptingError(f"the model is not ready ({state.value}: {self.health.reason})")
+        return self.batcher
 
     async def readiness(self) -> tuple[bool, str]:
         if self.health.state is not State.READY:
@@ -228,12 +252,13 @@ class ModelServer:
         return True, "alive"
 
     async def _probe_inference(self) -> None:
-        """Golden row 0 through the real request path: the same shape and values (within the
-        seal's tolerance) as when the server was verified."""
-        reference = self._probe_reference
-        if reference is None:
+        """Golden row 0 through the model, ahead of every waiting request (a full queue is
+        load, not a failure): the same shape and values, within the seal's tolerance, as
+        when the server was verified."""
+        reference, batcher = self._probe_reference, self.batcher
+        if reference is None or batcher is None:
             raise RuntimeLoadError("the model has not been warmed up yet")
-        outputs = await self.infer(self.golden.input_rows(0, 1))
+        outputs = await batcher.submit_first(self.golden.input_rows(0, 1))
         for spec in self.seal.signature.outputs:
             if spec.name not in outputs:
                 raise RuntimeLoadError(f"the model no longer returns output {spec.name!r}")
@@ -250,7 +275,7 @@ class ModelServer:
         self, name: str, timings: dict[str, float], action: Callable[..., T], *args: Any
     ) -> T:
         started = time.perf_counter()
-        result = await asyncio.to_thread(action, *args)
+        result = await in_daemon_thread(action, *args)
         self._log_step(name, timings, started)
         return result
 
@@ -267,19 +292,6 @@ class ModelServer:
 
     def _log_fields(self) -> dict[str, str]:
         return {"seal_digest": self.seal.digest, "model": self.seal.name}
-
-    def health_body(self) -> dict[str, Any]:
-        body = self.health.snapshot()
-        body.update(
-            model=self.seal.name,
-            version=self.seal.version,
-            seal_digest=self.seal.digest,
-            device=self.device.device,
-            gpu=self.device.gpu.model_dump() if self.device.gpu else None,
-            verdict=self.report.verdict.value if self.report else None,
-            queue_depth=self.batcher.queue_depth if self.batcher else 0,
-        )
-        return body
 
 
 def _tiled_golden_inputs(golden: Golden, rows: int) -> NamedArrays:
