@@ -91,8 +91,9 @@ class ErrorMapping:
 
 
 class RequestCounting:
-    """Counts every request by route template (``other`` when none matched), method and
-    status, with its latency."""
+    """Counts every answered request by route template (``other`` when none matched), method
+    and status, with its latency. One the app never answered (its client went away, or the
+    connection timed out, which ``protocol`` logs) is not counted."""
 
     def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
         self.app = app
@@ -100,7 +101,7 @@ class RequestCounting:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
 
         async def watched(message: Message) -> None:
             nonlocal status
@@ -111,8 +112,10 @@ class RequestCounting:
         try:
             await self.app(scope, receive, watched)
         finally:
-            route = scope.get(ROUTE_KEY, OTHER_ROUTE)
-            self.metrics.observe(route, scope["method"], status, time.perf_counter() - started)
+            if status is not None:
+                route = scope.get(ROUTE_KEY, OTHER_ROUTE)
+                elapsed = time.perf_counter() - started
+                self.metrics.observe(route, scope["method"], status, elapsed)
 
 
 class CloseWhileDraining:
