@@ -31,7 +31,7 @@ def test_every_route_is_routed_counted_under_its_template_and_documented(
     models = ModelRepository([ModelServer(seal, ServeConfig(), DeviceChoice("cpu", None))])
 
     async def main() -> tuple[dict[str, int], str]:
-        transport = httpx.ASGITransport(app=create_app(models))
+        transport = httpx.ASGITransport(app=create_app(models).asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             statuses = {
                 f"{route.method} {route.path}": (

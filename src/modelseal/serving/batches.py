@@ -55,3 +55,10 @@ def split(outputs: NamedArrays, counts: list[int]) -> list[NamedArrays]:
     bounds = np.cumsum(counts)[:-1]
     pieces = {name: np.split(array, bounds) for name, array in outputs.items()}
     return [{name: pieces[name][index] for name in outputs} for index in range(len(counts))]
+
+
+def tiled(inputs: NamedArrays, rows: int) -> NamedArrays:
+    """A batch of ``rows`` rows of ``inputs``, repeating them when it has fewer."""
+    count = batch_rows(inputs)
+    index = np.arange(rows) % count
+    return {name: array[index] for name, array in inputs.items()}

@@ -1,10 +1,9 @@
 """One served model: the loaded model, its batcher, its health, its metrics, its start-up.
 
-Start-up runs in the background while the server already answers liveness, one step at a
-time, each logged with its duration and the seal digest: load runtime -> environment diff
--> golden replay -> warm-up -> ready. The integrity check and the device check ran before
-(``runner.preflight``), so a corrupt seal or a missing GPU never gets this far. SIGTERM in
-any start-up state stops the start-up where it is: the model never turns ready after it.
+Start-up runs in the background while liveness already answers, one step at a time, each
+logged with its duration and the seal digest: load -> environment diff -> golden replay ->
+warm-up -> ready (integrity and device were checked before, in ``runner.preflight``).
+SIGTERM in any start-up state stops it where it is: the model never turns ready after it.
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
 
-import numpy as np
-
 from modelseal.environment.fingerprint import capture_environment
 from modelseal.errors import (
     DriftError,
@@ -27,10 +24,11 @@ from modelseal.errors import (
     SealError,
 )
 from modelseal.golden.compare import compare_output
-from modelseal.golden.store import Golden, load_golden
+from modelseal.golden.store import load_golden
 from modelseal.runtimes.base import Loaded
 from modelseal.seal.artifact import Seal
 from modelseal.serving.batcher import AdaptiveBatcher
+from modelseal.serving.batches import tiled
 from modelseal.serving.config import ServeConfig
 from modelseal.serving.device import DeviceChoice
 from modelseal.serving.health import HealthState, InferenceProbe, State
@@ -80,8 +78,6 @@ class ModelServer:
         self._probe_reference: NamedArrays | None = None
         self._startup: asyncio.Task[None] | None = None
         self._admitted = 0
-
-    # --- lifecycle --------------------------------------------------------------------------
 
     def begin_startup(self) -> None:
         self._startup = asyncio.get_running_loop().create_task(
@@ -172,7 +168,7 @@ class ModelServer:
         self._probe_reference = await self.infer(self.golden.input_rows(0, 1))
         for _ in range(self.config.warmup_rounds):
             for batch_size in self.config.batch_sizes:
-                await self.infer(_tiled_golden_inputs(self.golden, batch_size))
+                await self.infer(tiled(self.golden.inputs, batch_size))
 
     def begin_drain(self) -> None:
         """SIGTERM: readiness turns 503, requests are still served, a start-up stops."""
@@ -201,36 +197,46 @@ class ModelServer:
         self.startup_failure = self.startup_failure or error(reason)
         self.health.to(State.FAILED, f"{reason}; see /seal")
 
-    # --- requests ---------------------------------------------------------------------------
-
     @asynccontextmanager
     async def admitted(self) -> AsyncIterator[None]:
-        """Hold a request from before its body is read until it is answered; refuse it first
-        (cheaply) when nothing is taken now or ``max_queue`` wait beyond one full batch."""
-        self._check_taking_requests()
-        limit = self.config.max_queue + self.config.max_batch_size
-        if self._admitted >= limit:
-            raise OverloadedError(
-                f"{self._admitted} requests are in progress (max_queue is "
-                f"{self.config.max_queue}, beyond a batch of {self.config.max_batch_size}); "
-                "retry shortly"
-            )
+        """Hold a request from before its body is read until it is answered; raise
+        ``refusal()`` first, before any work is spent on it."""
+        refusal = self.refusal()
+        if refusal is not None:
+            raise refusal
         self._admitted += 1
         try:
             yield
         finally:
             self._admitted -= 1
 
+    def refusal(self) -> SealError | None:
+        """Why a new request would be refused now: nothing is taken, or ``max_queue``
+        requests already wait beyond one full batch. None when it would be taken."""
+        if self._taking() is None:
+            return self._not_ready()
+        if self._admitted < self.config.max_queue + self.config.max_batch_size:
+            return None
+        return OverloadedError(
+            f"{self._admitted} requests are in progress (max_queue is {self.config.max_queue}, "
+            f"beyond a batch of {self.config.max_batch_size}); retry shortly"
+        )
+
     async def infer(self, inputs: NamedArrays) -> NamedArrays:
-        batcher = self._check_taking_requests()
+        batcher = self._taking()
+        if batcher is None:
+            raise self._not_ready()
         return await batcher.submit(inputs)
 
-    def _check_taking_requests(self) -> AdaptiveBatcher:
+    def _not_ready(self) -> NotAcceptingError:
+        return NotAcceptingError(f"the model is not ready ({self.health.state.value}: "
+                                 f"{self.health.reason})")  # fmt: skip
+
+    def _taking(self) -> AdaptiveBatcher | None:
+        """The batcher, when requests are taken now (warming, ready, or draining after ready)."""
         state = self.health.state
         serving = state is State.WARMING or (self.was_ready and state is State.DRAINING)
-        if self.batcher is None or not (serving or state is State.READY):
-            raise NotAcceptingError(f"the model is not ready ({state.value}: {self.health.reason})")
-        return self.batcher
+        return self.batcher if serving or state is State.READY else None
 
     async def readiness(self) -> tuple[bool, str]:
         if self.health.state is not State.READY:
@@ -252,9 +258,8 @@ class ModelServer:
         return True, "alive"
 
     async def _probe_inference(self) -> None:
-        """Golden row 0 through the model, ahead of every waiting request (a full queue is
-        load, not a failure): the same shape and values, within the seal's tolerance, as
-        when the server was verified."""
+        """Golden row 0, ahead of every waiting request (a full queue is load, not a failure),
+        answers as when the server was verified, within the seal's tolerance."""
         reference, batcher = self._probe_reference, self.batcher
         if reference is None or batcher is None:
             raise RuntimeLoadError("the model has not been warmed up yet")
@@ -268,8 +273,6 @@ class ModelServer:
             if not comparison.passed:
                 details = "; ".join(c.detail for c in comparison.checks if not c.passed)
                 raise RuntimeLoadError(f"golden row 0, output {spec.name!r}: {details}")
-
-    # --- helpers ----------------------------------------------------------------------------
 
     async def _step(
         self, name: str, timings: dict[str, float], action: Callable[..., T], *args: Any
@@ -292,9 +295,3 @@ class ModelServer:
 
     def _log_fields(self) -> dict[str, str]:
         return {"seal_digest": self.seal.digest, "model": self.seal.name}
-
-
-def _tiled_golden_inputs(golden: Golden, rows: int) -> NamedArrays:
-    """``rows`` golden input rows, repeating them when the batch is larger than the golden."""
-    index = np.arange(rows) % golden.rows
-    return {name: array[index] for name, array in golden.inputs.items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 
 import orjson
 from starlette.requests import ClientDisconnect
@@ -52,6 +53,16 @@ def error_response(error: SealError) -> Response:
     if status == 503:
         response.headers["retry-after"] = RETRY_AFTER_SECONDS
     return response
+
+
+def raw_error_response(error: SealError) -> bytes:
+    """``error_response`` as the bytes of a whole HTTP/1.1 response, for the connection to
+    write itself (``protocol``), keeping the connection open."""
+    response = error_response(error)
+    phrase = HTTPStatus(response.status_code).phrase
+    head = [f"HTTP/1.1 {response.status_code} {phrase}"]
+    head += [f"{name}: {value}" for name, value in response.headers.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + bytes(response.body)
 
 
 def json_error(message: str, status: int) -> Response:

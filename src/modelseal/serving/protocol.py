@@ -8,6 +8,9 @@ and a shutdown that answers every request a connection was opened for.
   Content-Length larger than the body sent hold a connection no longer than that.
 - Connection limit: a connection opened while ``max_connections`` are open gets a cheap
   503 with ``Retry-After`` to its request (no routing, no model) and is closed.
+- Fast refusal: a request its model would refuse anyway (``refusal``, from the app) is
+  answered at once from here, with no task and no app: under a retry storm refusals stay a
+  small part of the CPU, and the requests that are served keep the rest.
 - Shutdown (the listener is already closed): a request in progress finishes and its
   connection closes after the response; a connection that has not yet sent its first request
   is kept until it does (answered, then closed) or its header timeout; an idle keep-alive
@@ -17,6 +20,7 @@ and a shutdown that answers every request a connection was opened for.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,6 +33,8 @@ from modelseal.serving.logs import get_logger
 from modelseal.serving.middleware import error_response
 
 log = get_logger("http")
+Refusal = Callable[[str, str], "bytes | None"]
+"""``(method, path)`` -> the whole response to send at once instead of running the app."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class ConnectionLimits:
     header_timeout_s: float
     body_timeout_s: float
     max_connections: int
+    refusal: Refusal
 
 
 def protocol_with(limits: ConnectionLimits) -> type[GuardedHttpProtocol]:
@@ -75,12 +82,26 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._stop_timer()
         self._request_begun = False
         self._requests += 1
-        super().on_headers_complete()
+        if not self._refused_at_once():
+            super().on_headers_complete()
         self._expect("body", self.limits.body_timeout_s)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._stop_timer()
+        if isinstance(self.cycle, _Answered):
+            self.on_response_complete()  # the body is read: the connection may go idle
+
+    def _refused_at_once(self) -> bool:
+        if self.cycle is not None and not self.cycle.response_complete:
+            return False  # behind a pipelined request: answers must keep their order
+        path = self.url.split(b"?", 1)[0].decode("latin-1")
+        answer = self.limits.refusal(self.parser.get_method().decode("ascii"), path)
+        if answer is None:
+            return False
+        self.transport.write(answer)
+        self.cycle = _Answered()  # type: ignore[assignment]
+        return True
 
     # --- shutdown ---------------------------------------------------------------------------
 
@@ -137,6 +158,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         )
         response.headers["connection"] = "close"
         await response(scope, receive, send)
+
+
+class _Answered:
+    """The cycle of a request this connection answered itself: complete from the start, so
+    uvicorn drops the body that follows."""
+
+    response_started = True
+    response_complete = True
+    keep_alive = True
+
+    def __init__(self) -> None:
+        self.message_event = asyncio.Event()
 
 
 def _timeout_response(part: str, seconds: float, flag: str) -> bytes:

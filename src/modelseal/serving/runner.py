@@ -71,11 +71,12 @@ def serve(source: str, config: ServeConfig) -> None:
     configure_logging(config.log_format)
     seal, device = preflight(source, config)
     models = ModelRepository([ModelServer(seal, config, device)])
+    app = create_app(models)
     limits = ConnectionLimits(
-        config.header_timeout_s, config.body_timeout_s, config.max_connections
+        config.header_timeout_s, config.body_timeout_s, config.max_connections, app.refusal
     )
     uvicorn_config = uvicorn.Config(
-        create_app(models),
+        app.asgi,
         host=config.host,
         port=config.port,
         http=protocol_with(limits),
