@@ -139,22 +139,33 @@ def test_the_probe_goes_ahead_of_a_full_queue(flaky_seal: tuple[Path, Path]) -> 
 def test_admission_refuses_before_any_work_when_full_or_not_ready(
     flaky_seal: tuple[Path, Path],
 ) -> None:
-    seal_dir, _marker = flaky_seal
+    seal_dir, marker = flaky_seal
 
     async def scenario() -> None:
-        config = ServeConfig(max_batch_size=2, max_queue=1, warmup_rounds=1)
+        config = ServeConfig(max_batch_size=2, max_queue=2, warmup_rounds=1)
         server = ModelServer(open_seal(seal_dir), config, DeviceChoice("cpu", None))
+        assert isinstance(server.refusal(), NotAcceptingError)
         with pytest.raises(NotAcceptingError, match="not ready"):
             async with server.admitted():
                 pass
         server.begin_startup()
         await asyncio.wait_for(server.settled.wait(), PATIENCE_SECONDS)
-        async with server.admitted(), server.admitted(), server.admitted():
-            with pytest.raises(OverloadedError, match="3 requests are in progress"):
+        assert server.refusal() is None
+        async with server.admitted(), server.admitted():
+            with pytest.raises(OverloadedError, match=r"2 requests are waiting \(max_queue is 2\)"):
                 async with server.admitted():
                     pass
-        async with server.admitted():  # the slots came back
-            pass
+        # A request in the running batch no longer waits: it frees its place in the queue.
+        batcher = server.batcher
+        assert batcher is not None
+        marker.write_text("hang")
+        async with server.admitted():
+            running = asyncio.ensure_future(server.infer({"input": np.ones((1, 3))}))
+            await until(lambda: batcher.running == 1, "the batch to run")
+            async with server.admitted():
+                assert server.refusal() is None
+            marker.unlink()
+            await running
         await server.finish_drain()
 
     asyncio.run(scenario())

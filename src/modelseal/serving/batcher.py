@@ -82,6 +82,11 @@ class AdaptiveBatcher:
         return len(self._queue)
 
     @property
+    def running(self) -> int:
+        """Requests in the batch that runs now."""
+        return len(self._running)
+
+    @property
     def rows_in_queue(self) -> int:
         """Rows in the requests waiting for a batch."""
         return self._rows_waiting

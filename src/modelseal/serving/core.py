@@ -212,14 +212,15 @@ class ModelServer:
 
     def refusal(self) -> SealError | None:
         """Why a new request would be refused now: nothing is taken, or ``max_queue``
-        requests already wait beyond one full batch. None when it would be taken."""
-        if self._taking() is None:
+        requests already wait (read, decoded or queued) beside the batch that runs."""
+        batcher = self._taking()
+        if batcher is None:
             return self._not_ready()
-        if self._admitted < self.config.max_queue + self.config.max_batch_size:
+        waiting = self._admitted - batcher.running
+        if waiting < self.config.max_queue:
             return None
         return OverloadedError(
-            f"{self._admitted} requests are in progress (max_queue is {self.config.max_queue}, "
-            f"beyond a batch of {self.config.max_batch_size}); retry shortly"
+            f"{waiting} requests are waiting (max_queue is {self.config.max_queue}); retry shortly"
         )
 
     async def infer(self, inputs: NamedArrays) -> NamedArrays:

@@ -30,7 +30,7 @@ from modelseal.serving.metrics import OTHER_ROUTE, RequestMetrics
 log = get_logger("http")
 ROUTE_KEY = "modelseal.route"
 """Where the router leaves the matched route's template in the scope, for the metrics."""
-RETRY_AFTER_SECONDS = "1"
+RETRY_AFTER_SECONDS = 1
 # Most specific first: the first class in an error's MRO found here decides its status.
 STATUS_OF: dict[type[SealError], int] = {
     MalformedRequestError: 400,
@@ -51,7 +51,7 @@ def error_response(error: SealError) -> Response:
         log.error("request failed: %s: %s", type(error).__name__, error)
     response = json_error(str(error), status)
     if status == 503:
-        response.headers["retry-after"] = RETRY_AFTER_SECONDS
+        response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
     return response
 
 

@@ -9,8 +9,9 @@ and a shutdown that answers every request a connection was opened for.
 - Connection limit: a connection opened while ``max_connections`` are open gets a cheap
   503 with ``Retry-After`` to its request (no routing, no model) and is closed.
 - Fast refusal: a request its model would refuse anyway (``refusal``, from the app) is
-  answered at once from here, with no task and no app: under a retry storm refusals stay a
-  small part of the CPU, and the requests that are served keep the rest.
+  answered at once from here, with no task and no app, and the connection is then not read
+  for the ``Retry-After`` it was told: a client that retries at once waits anyway. Under a
+  retry storm refusals stay a small part of the CPU, and the requests served keep the rest.
 - Shutdown (the listener is already closed): a request in progress finishes and its
   connection closes after the response; a connection that has not yet sent its first request
   is kept until it does (answered, then closed) or its header timeout; an idle keep-alive
@@ -30,7 +31,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from modelseal.errors import OverloadedError
 from modelseal.serving.logs import get_logger
-from modelseal.serving.middleware import error_response
+from modelseal.serving.middleware import RETRY_AFTER_SECONDS, error_response
 
 log = get_logger("http")
 Refusal = Callable[[str, str], "bytes | None"]
@@ -56,6 +57,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_timer: asyncio.TimerHandle | None = None
+        self._cool_down: asyncio.TimerHandle | None = None
         self._request_begun = False
         """Bytes of a request have come whose headers are not complete yet."""
         self._requests = 0
@@ -68,6 +70,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
+        if self._cool_down is not None:
+            self._cool_down.cancel()
         super().connection_lost(exc)
 
     # --- parser callbacks -------------------------------------------------------------------
@@ -91,6 +95,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._stop_timer()
         if isinstance(self.cycle, _Answered):
             self.on_response_complete()  # the body is read: the connection may go idle
+            self.flow.pause_reading()
+            self._cool_down = self.loop.call_later(RETRY_AFTER_SECONDS, self._resume)
+
+    def _resume(self) -> None:
+        self._cool_down = None
+        self.flow.resume_reading()
 
     def _refused_at_once(self) -> bool:
         if self.cycle is not None and not self.cycle.response_complete:
