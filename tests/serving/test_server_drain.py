@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,8 @@ def test_sigterm_drains_without_dropping_requests_beside_a_cpu_hog(
             wait_until(lambda: any(o.sent > exited_at for o in clients.outcomes), "a late try")
         outcomes = list(clients.outcomes)
 
+    tally = Counter(o.status or ("refused" if o.refused else "error") for o in outcomes)
+    print(f"drain outcomes: {dict(tally)}")  # shown with -s, and on failure
     problems = [o for o in outcomes if o.status not in (200, 503) and not o.refused]
     assert problems == [], problems[:5]
     # The server's window opens when it gets the signal, a little after sigterm_at, so
