@@ -61,11 +61,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._request_begun = False
         """Bytes of a request have come whose headers are not complete yet."""
         self._requests = 0
+        self._over_capacity = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            self.app = self._over_capacity
+            self._over_capacity = True
+            self.app = self._answer_over_capacity
         self._expect("headers", self.limits.header_timeout_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -103,6 +105,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.flow.resume_reading()
 
     def _refused_at_once(self) -> bool:
+        if self._over_capacity:
+            return False  # its answer closes the connection
         if self.cycle is not None and not self.cycle.response_complete:
             return False  # behind a pipelined request: answers must keep their order
         path = self.url.split(b"?", 1)[0].decode("latin-1")
@@ -156,7 +160,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             cycle.message_event.set()
         self.transport.close()
 
-    async def _over_capacity(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _answer_over_capacity(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
         while message["type"] == "http.request" and message.get("more_body"):
             message = await receive()  # read to its end: closing on unread bytes resets
