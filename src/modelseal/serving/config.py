@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from modelseal.errors import UsageError
-from modelseal.serving.codecs.values import NanPolicy
 
-__all__ = ["DriftPolicy", "LogFormat", "NanPolicy", "ServeConfig"]
-
+# Read by the CLI of every install: nothing here may need the serve extra (orjson, uvicorn).
 DriftPolicy = Literal["fail", "warn", "exit"]
+NanPolicy = Literal["reject", "allow"]
+"""What to do with NaN or Inf in a floating-point input: reject the request, or pass it on."""
 LogFormat = Literal["auto", "json", "text"]
 
 

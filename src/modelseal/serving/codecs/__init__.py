@@ -15,7 +15,8 @@ numbers: ``[1, true]`` for a numeric input is refused, not read as ``[1, 1]``.
 
 from modelseal.serving.codecs.oip import InferRequest, decode_infer_request, encode_infer_response
 from modelseal.serving.codecs.predict import decode_predict_request, encode_predict_response
-from modelseal.serving.codecs.values import NanPolicy, batch_rows
+from modelseal.serving.codecs.values import batch_rows
+from modelseal.serving.config import NanPolicy
 
 __all__ = [
     "InferRequest",

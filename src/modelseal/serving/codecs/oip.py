@@ -25,7 +25,6 @@ from modelseal.errors import InputError
 from modelseal.oip import TEXT_KINDS, casts_to, datatype_of, dtype_of
 from modelseal.serving.codecs.binary import BinaryReader, binary_data_size, json_part, tensor_bytes
 from modelseal.serving.codecs.values import (
-    NanPolicy,
     ValueRules,
     batch_rows,
     check_finite,
@@ -40,6 +39,7 @@ from modelseal.serving.codecs.values import (
     strings_from_json,
     to_spec_dtype,
 )
+from modelseal.serving.config import NanPolicy
 from modelseal.types import Array, NamedArrays, Signature, TensorSpec
 
 

@@ -25,7 +25,6 @@ import orjson
 from modelseal.errors import InputError
 from modelseal.oip import TEXT_KINDS
 from modelseal.serving.codecs.values import (
-    NanPolicy,
     ValueRules,
     batch_rows,
     check_finite,
@@ -41,6 +40,7 @@ from modelseal.serving.codecs.values import (
     strings_from_json,
     to_spec_dtype,
 )
+from modelseal.serving.config import NanPolicy
 from modelseal.types import Array, NamedArrays, Signature, TensorSpec
 
 _USAGE = (

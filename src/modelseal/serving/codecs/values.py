@@ -12,17 +12,15 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import orjson
 
 from modelseal.errors import InputError, MalformedRequestError
 from modelseal.oip import datatype_of
+from modelseal.serving.config import NanPolicy
 from modelseal.types import FREE_DIM, Array, NamedArrays, TensorSpec
-
-NanPolicy = Literal["reject", "allow"]
-"""What to do with NaN or Inf in a floating-point input: reject the request, or pass it on."""
 
 # Which kinds of array np.asarray may infer from JSON values, for each kind of target dtype.
 _JSON_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
