@@ -300,7 +300,8 @@ def serve(
         DriftPolicy,
         typer.Option(
             envvar="MODELSEAL_DRIFT",
-            help="fail: drift keeps the server not ready; warn: serve, report on /seal.",
+            help="fail: drift keeps the server not ready; warn: serve, report on /seal; "
+            "exit: exit 1 when start-up verification fails (Compose, plain Docker).",
         ),
     ] = "fail",
     tolerance: Annotated[
@@ -339,6 +340,27 @@ def serve(
             envvar="MODELSEAL_DRAIN_SECONDS", help="Keep serving this long after SIGTERM."
         ),
     ] = 5.0,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="MODELSEAL_HEADER_TIMEOUT",
+            help="Seconds for a request's headers to arrive; then 408 and close.",
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="MODELSEAL_BODY_TIMEOUT",
+            help="Seconds for a request's body to arrive after its headers; then 408 and close.",
+        ),
+    ] = 60.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            envvar="MODELSEAL_MAX_CONNECTIONS",
+            help="Open connections beyond this get 503 (Retry-After) and are closed.",
+        ),
+    ] = 1000,
     access_log: Annotated[bool, typer.Option(envvar="MODELSEAL_ACCESS_LOG")] = False,
     log_format: Annotated[LogFormat, typer.Option(envvar="MODELSEAL_LOG_FORMAT")] = "auto",
     expect_digest: ExpectDigest = None,
@@ -362,6 +384,9 @@ def serve(
         probe_interval_s=probe_interval,
         stall_seconds=stall_seconds,
         drain_seconds=drain_seconds,
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
+        max_connections=max_connections,
         access_log=access_log,
         log_format=log_format,
     )
