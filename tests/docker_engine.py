@@ -1,9 +1,12 @@
 """A real Docker engine for tests, and a Python base image that needs no registry.
 
-``start_engine`` runs our own ``dockerd``: its own data-root (under .cache/docker, removed
-at the end), exec-root, pidfile and socket (in a short /tmp folder: unix socket paths are
-limited to 108 bytes), no bridge, no iptables. It is ready when its socket answers
-``/_ping``, and ``stop_engine`` ends it by PID. No registry is reachable, so
+``start_engine`` runs our own ``dockerd``: its own data-root, exec-root, pidfile and socket
+(the last three in a short /tmp folder: unix socket paths are limited to 108 bytes), no
+bridge, no iptables. It is ready when its socket answers ``/_ping``; ``stop_engine`` ends it
+by PID. The data-root is .cache/docker/engine, kept across runs so later runs reuse image
+layers, and held by a file lock for the session: a concurrent session in the same checkout
+gets a throw-away data-root instead, and a dockerd left running on it by a killed session is
+stopped first. No registry is reachable, so
 ``ensure_base_image`` makes the base image with debootstrap (Debian bookworm's Python 3.11)
 once, keeps its tarball under .cache/docker/base for later runs, and imports it.
 
@@ -14,6 +17,7 @@ any test package can use them.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -24,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "docker"
@@ -32,7 +37,9 @@ STOP_TIMEOUT_SECONDS = 60.0
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "python-is-python3")
 BASE_IMAGE = "modelseal-test/python:3.11-bookworm"
+BASE_LABEL = "dev.modelseal.test.base"
 DEBOOTSTRAP_TIMEOUT_SECONDS = 1200
+ORPHAN_PIDFILE = CACHE / "engine.pid"
 
 
 class EngineUnavailableError(Exception):
@@ -45,6 +52,8 @@ class DockerEngine:
     data_root: Path
     run_root: Path
     client: str
+    lock: IO[str] | None
+    """Held while this session owns the shared data-root; None for a throw-away one."""
 
     @property
     def socket(self) -> Path:
@@ -78,7 +87,7 @@ class DockerEngine:
         return result
 
     def log(self) -> str:
-        return (self.data_root.parent / f"{self.data_root.name}.log").read_text(errors="replace")
+        return (self.run_root / "dockerd.log").read_text(errors="replace")
 
 
 def start_engine() -> DockerEngine:
@@ -92,9 +101,13 @@ def start_engine() -> DockerEngine:
         raise EngineUnavailableError("starting dockerd needs root; these tests run only as root")
     client = _client(Path(dockerd))
     CACHE.mkdir(parents=True, exist_ok=True)
-    data_root = Path(tempfile.mkdtemp(prefix="engine-", dir=CACHE))
+    lock = _lock_shared_root()
+    if lock is not None:
+        data_root = CACHE / "engine"
+        _stop_orphan(data_root)
+    else:
+        data_root = Path(tempfile.mkdtemp(prefix="engine-", dir=CACHE))
     run_root = Path(tempfile.mkdtemp(prefix="msd-", dir="/tmp"))
-    log = data_root.parent / f"{data_root.name}.log"
     command = [
         dockerd,
         f"--data-root={data_root}",
@@ -105,16 +118,21 @@ def start_engine() -> DockerEngine:
         "--iptables=false",
         "--ip-masq=false",
     ]
-    with log.open("wb") as sink:
+    with (run_root / "dockerd.log").open("wb") as sink:
         process = subprocess.Popen(
             command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
         )
-    engine = DockerEngine(process, data_root, run_root, client)
+    if lock is not None:
+        ORPHAN_PIDFILE.write_text(f"{process.pid}\n")
+    engine = DockerEngine(process, data_root, run_root, client, lock)
     try:
         _wait_until_answering(engine)
     except EngineUnavailableError:
         stop_engine(engine)
         raise
+    # What killed sessions left behind: stopped containers, untagged images.
+    engine.docker("container", "prune", "-f", check=False)
+    engine.docker("image", "prune", "-f", check=False)
     return engine
 
 
@@ -129,15 +147,24 @@ def stop_engine(engine: DockerEngine) -> None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(30)
             _kill_leftover_containerd(engine.run_root)
-    shutil.rmtree(engine.data_root, ignore_errors=True)
     shutil.rmtree(engine.run_root, ignore_errors=True)
-    (engine.data_root.parent / f"{engine.data_root.name}.log").unlink(missing_ok=True)
+    if engine.lock is None:
+        shutil.rmtree(engine.data_root, ignore_errors=True)
+        return
+    ORPHAN_PIDFILE.unlink(missing_ok=True)
+    engine.lock.close()
 
 
 def ensure_base_image(engine: DockerEngine) -> str:
     """The debootstrap base image in ``engine``: imported from the cached tarball (made once)."""
     tarball = base_tarball()
-    engine.docker("import", str(tarball), BASE_IMAGE, timeout=600)
+    found = engine.docker(
+        "image", "inspect", "-f", f'{{{{index .Config.Labels "{BASE_LABEL}"}}}}', BASE_IMAGE,
+        check=False,
+    )  # fmt: skip
+    if found.returncode != 0 or found.stdout.strip() != tarball.name:
+        change = f"LABEL {BASE_LABEL}={tarball.name}"
+        engine.docker("import", "--change", change, str(tarball), BASE_IMAGE, timeout=600)
     return BASE_IMAGE
 
 
@@ -219,6 +246,34 @@ def _pings(path: Path) -> bool:
     except OSError:
         return False
     return status_line.split(b" ")[1:2] == [b"200"]
+
+
+def _lock_shared_root() -> IO[str] | None:
+    """The lock of the shared data-root, or None when another session holds it."""
+    lock = (CACHE / "engine.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock
+
+
+def _stop_orphan(data_root: Path) -> None:
+    """Stop a dockerd a killed session left running on ``data_root`` (checked by cmdline)."""
+    try:
+        pid = int(ORPHAN_PIDFILE.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if f"--data-root={data_root}".encode() not in cmdline:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGKILL)
 
 
 def _kill_leftover_containerd(run_root: Path) -> None:

@@ -60,9 +60,15 @@ def modelseal_wheel(source: Path, out: Path) -> Path:
 
 
 def wheelhouse(folder: Path, app_wheel: Path, *sources: Path) -> Path:
-    """``folder`` holding the app's wheel and every wheel of ``sources`` (hard links)."""
+    """``folder`` holding ``app_wheel`` and every other wheel of ``sources`` (hard links)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for path in [app_wheel, *(p for source in sources for p in source.glob("*.whl"))]:
+    dependencies = [
+        path
+        for source in sources
+        for path in source.glob("*.whl")
+        if not path.name.startswith("modelseal-")
+    ]
+    for path in [app_wheel, *dependencies]:
         target = folder / path.name
         if target.exists():
             target.unlink()

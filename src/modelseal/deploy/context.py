@@ -77,10 +77,9 @@ def write_build_context(
 
 
 def render_lock(plan: ImagePlan) -> str:
-    lines = [
-        f"# The lock of the seal {plan.seal_name} {plan.seal_version} "
-        f"(sha256:{plan.seal_digest}): what its model was validated with.",
-    ]
+    """The seal's lock as pip reads it; nothing seal-specific beyond the pins, so another
+    seal with the same lock reuses the dependency layers."""
+    lines = ["# The seal's lock: the versions its model was validated with."]
     for name, (sealed, version) in plan.moved_pins.items():
         lines.append(
             f"# MOVED by --pin: {name} {sealed or '(not in the seal)'} -> {version}; the "
@@ -93,8 +92,8 @@ def render_lock(plan: ImagePlan) -> str:
 
 def render_serving_requirements(plan: ImagePlan) -> str:
     header = (
-        f"# modelseal {plan.modelseal_version}'s requirements for [{','.join(plan.extras)}] "
-        "beyond the seal's lock, pinned as installed where this file was generated."
+        f"# modelseal's requirements for [{','.join(plan.extras)}] beyond the seal's lock, "
+        "pinned as installed where this file was generated."
     )
     return "\n".join([header, *(f"{n}=={v}" for n, v in plan.serving.items())]) + "\n"
 

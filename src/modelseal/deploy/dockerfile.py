@@ -8,8 +8,9 @@ builder for the one RUN that installs them, so they are in no layer.
 
 Layer order: base, dependencies, weights (baked only), code (modelseal itself, installed
 ``--no-deps``), then metadata: a code change reinstalls nothing and a weight change
-rebuilds no dependency. Labels come last because any change to them (the seal digest)
-would otherwise invalidate every layer after them.
+rebuilds no dependency. Nothing before the dependency layer names the seal (its digest,
+its file name): the seal's environment variables and labels come last, because a change to
+an earlier instruction would invalidate every layer after it.
 """
 
 from __future__ import annotations
@@ -86,14 +87,21 @@ def labels(plan: ImagePlan) -> dict[str, str]:
     return found
 
 
-def environment(plan: ImagePlan) -> dict[str, str]:
-    """The serving container's environment: paths, server settings and sealed numerics."""
-    env = {
+def build_environment() -> dict[str, str]:
+    """What every RUN of the serving stage sees: the same for every seal."""
+    return {
         "PATH": f"{VENV}/bin:$PATH",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "HOME": TMP,
         "TMPDIR": TMP,
+    }
+
+
+def runtime_environment(plan: ImagePlan) -> dict[str, str]:
+    """The server's settings, the seal's identity and its sealed numerics: set after the
+    layers, since a change here must rebuild none of them."""
+    env = {
         "MODELSEAL_CACHE_DIR": CACHE_DIR,
         "MODELSEAL_HOST": "0.0.0.0",
         "MODELSEAL_PORT": str(PORT),
@@ -185,7 +193,7 @@ def _serving_stage(plan: ImagePlan) -> str:
     if plan.gpu:
         lines.append(f"COPY --from=builder {STANDALONE_PYTHON} {STANDALONE_PYTHON}")
     lines += [
-        _env_instruction(environment(plan)),
+        _env_instruction(build_environment()),
         f"RUN mkdir -p {CACHE_DIR} {MODELS_MOUNT} \\",
         f"    && chgrp {GROUP_ID} {CACHE_DIR} && chmod 2775 {CACHE_DIR}",
         "",
@@ -207,6 +215,7 @@ def _serving_stage(plan: ImagePlan) -> str:
         "RUN --mount=type=bind,from=builder,source=/app,target=/app \\",
         f"    {install} --no-deps --find-links /app modelseal=={plan.modelseal_version}",
         "",
+        _env_instruction(runtime_environment(plan)),
         f"USER {USER_ID}:{GROUP_ID}",
         f"EXPOSE {PORT}",
         "STOPSIGNAL SIGTERM",
