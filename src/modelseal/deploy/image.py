@@ -207,7 +207,7 @@ def _move_pins(
 ) -> tuple[dict[str, str], dict[str, tuple[str | None, str]]]:
     changes = {
         name: (sealed.get(name), version)
-        for name, version in moved.items()
+        for name, version in sorted(moved.items())
         if sealed.get(name) != version
     }
     return dict(sorted({**sealed, **moved}.items())), changes

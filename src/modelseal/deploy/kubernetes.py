@@ -222,6 +222,11 @@ def metadata(work: Workload, name: str | None = None) -> Manifest:
     return found
 
 
+def pod_annotations(work: Workload) -> dict[str, str]:
+    key = f"{ANNOTATION_PREFIX}/seal-digest"
+    return {key: work.annotations[key]}
+
+
 def trusted_keys_configmap(work: Workload) -> Manifest:
     return {
         "apiVersion": "v1",
@@ -246,7 +251,8 @@ def _deployment(work: Workload) -> Manifest:
                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
             },
             "template": {
-                "metadata": {"labels": work.labels, "annotations": work.annotations},
+                # Only what should roll the pods: a new seal, not a new measurement.
+                "metadata": {"labels": work.labels, "annotations": pod_annotations(work)},
                 "spec": {**work.pod, "containers": [work.container]},
             },
         },
