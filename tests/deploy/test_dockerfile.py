@@ -98,17 +98,15 @@ def test_gpu_takes_the_cuda_runtime_of_the_seals_build_and_its_wheel_index(
 def test_onnxruntime_gpu_gets_a_cudnn_base_and_a_cpu_build_is_refused(
     demo_seal_path: Path, tmp_path: Path
 ) -> None:
-    ort = seal_with(
-        demo_seal_path, tmp_path / "ort.seal", environment={
-            "torch": None,
-            "onnxruntime": {"version": "1.20.1", "distribution": "onnxruntime-gpu"},
-        },
-    )  # fmt: skip
+    lock = open_seal(demo_seal_path).lock_lines()
+    ort = seal_with(demo_seal_path, tmp_path / "ort.seal", environment={"torch": None},
+                    lock=[*lock, "onnxruntime-gpu==1.20.1"])  # fmt: skip
     assert "ARG BASE_IMAGE=nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04\n" in render(
         ort, tmp_path / "ort", gpu=True
     )
     cpu = seal_with(demo_seal_path, tmp_path / "cpu.seal",
-                    environment=torch_build("2.13.0+cpu", None))  # fmt: skip
+                    environment=torch_build("2.13.0+cpu", None),
+                    lock=[*lock, "torch==2.13.0+cpu"])  # fmt: skip
     with pytest.raises(UsageError, match=r"torch 2\.13\.0\+cpu.*--base-image"):
         render(cpu, tmp_path / "cpu", gpu=True)
     text = render(

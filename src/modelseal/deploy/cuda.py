@@ -12,10 +12,10 @@ The table (CUDA major.minor -> images, from nvidia/cuda's published tags):
 | 12.9 | nvidia/cuda:12.9.1-runtime-ubuntu24.04 | nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04 |
 | 13.0 | nvidia/cuda:13.0.0-runtime-ubuntu24.04 | nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04 |
 
-Where the CUDA version comes from: torch's own record (``torch.version.cuda`` in
-environment.json), else its local version tag (``+cu121`` -> 12.1); onnxruntime-gpu 1.19 and
-later are built for CUDA 12 with cuDNN 9 (served on the newest 12.x above), earlier releases
-on PyPI for CUDA 11.8 with cuDNN 8.
+Where the CUDA version comes from, for the framework in the seal's lock: torch's own record
+(``torch.version.cuda`` in environment.json), else its local version tag (``+cu121`` ->
+12.1); onnxruntime-gpu 1.19 and later are built for CUDA 12 with cuDNN 9 (served on the
+newest 12.x above), earlier releases on PyPI for CUDA 11.8 with cuDNN 8.
 """
 
 from __future__ import annotations
@@ -59,20 +59,20 @@ class CudaBuild:
 
 
 def cuda_build(environment: EnvironmentRecord, lock: dict[str, str]) -> CudaBuild:
-    """The CUDA build the seal was validated with; UsageError when it holds none."""
-    torch_version = lock.get("torch") or (environment.torch.version if environment.torch else None)
+    """The CUDA build of the framework in the seal's lock; UsageError when it holds none."""
+    torch_version = lock.get("torch")
     if torch_version is not None:
         recorded = environment.torch.cuda if environment.torch else None
         version = _major_minor(recorded) if recorded else _torch_tag_cuda(torch_version)
         if version is not None:
             return _known(CudaBuild(version, cudnn=False, made_for=f"torch {torch_version}"))
-    ort = environment.onnxruntime
-    if ort is not None and ort.distribution == "onnxruntime-gpu":
-        version = ONNXRUNTIME_CUDA12 if _at_least(ort.version) else ONNXRUNTIME_CUDA11
-        return _known(CudaBuild(version, cudnn=True, made_for=f"onnxruntime-gpu {ort.version}"))
-    what = f"torch {torch_version}" if torch_version else "no CUDA build of torch or onnxruntime"
+    ort_version = lock.get("onnxruntime-gpu")
+    if ort_version is not None:
+        version = ONNXRUNTIME_CUDA12 if _at_least(ort_version) else ONNXRUNTIME_CUDA11
+        return _known(CudaBuild(version, cudnn=True, made_for=f"onnxruntime-gpu {ort_version}"))
+    what = f"torch {torch_version}" if torch_version else "no torch or onnxruntime-gpu"
     raise UsageError(
-        f"--gpu: the seal was validated with {what}, so it records no CUDA version to match; "
+        f"--gpu: the seal's lock holds {what}, so it records no CUDA version to match; "
         "re-seal the model where its CUDA build is installed, or pass --base-image with the "
         "CUDA image you validated it on"
     )
