@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 
-from modelseal.deploy.image import Weights
 from modelseal.environment.fingerprint import capture_environment
 from modelseal.errors import (
     DeviceError,
@@ -405,6 +404,8 @@ def diff(
 
 # --- ship: Dockerfile, compose.yaml, Kubernetes and KServe manifests (issue 9) -------------
 
+WeightsChoice = Literal["baked", "volume", "s3", "registry"]
+
 
 @app.command(name="dockerfile")
 def dockerfile_command(
@@ -413,14 +414,14 @@ def dockerfile_command(
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Build context folder to write.")],
     weights: Annotated[
-        Weights, typer.Option(help="Where the container finds the seal.")
-    ] = Weights.BAKED,
+        WeightsChoice, typer.Option(help="Where the container finds the seal.")
+    ] = "baked",
     gpu: Annotated[
         bool, typer.Option("--gpu", help="A CUDA runtime base for the seal's CUDA build.")
     ] = False,
     base_image: Annotated[
         str | None,
-        typer.Option(help="Base image instead of the sealed Python's (NAME[:TAG][@sha256:...])."),
+        typer.Option(help="Base image instead of the sealed Python's: NAME:TAG or NAME@sha256:..."),
     ] = None,
     wheelhouse: Annotated[
         Path | None,
@@ -441,13 +442,13 @@ def dockerfile_command(
     ] = None,
 ) -> None:
     """Write the multi-stage Dockerfile (and build context) of a seal's serving image."""
-    from modelseal.deploy import write_dockerfile
+    from modelseal.deploy import Weights, write_dockerfile
 
     seal = open_seal(resolve_source(seal_source))
     plan, context = write_dockerfile(
         seal,
         output,
-        weights=weights,
+        weights=Weights(weights),
         gpu=gpu,
         base_image=base_image,
         wheelhouse=wheelhouse,

@@ -209,8 +209,12 @@ def test_no_credential_reaches_any_file_of_the_context(
         assert "AWS_" not in text and "MLFLOW_" not in text
         assert "--mount=type=secret,id=pip.conf,target=/etc/pip.conf" in text
         service = yaml.safe_load((out / "compose.yaml").read_text())["services"]["digits"]
+        assert f"MODELSEAL_SOURCE={source}" in service["environment"]
         passed_through = [e for e in service["environment"] if "=" not in e]
         assert passed_through and all(e.startswith(("AWS_", "MLFLOW_")) for e in passed_through)
+    render(demo_seal, tmp_path / "unset", weights=Weights.S3, with_compose=True)
+    service = yaml.safe_load((tmp_path / "unset" / "compose.yaml").read_text())["services"]
+    assert "MODELSEAL_SOURCE" in service["digits"]["environment"]  # from the shell
 
 
 @pytest.mark.parametrize(
@@ -258,6 +262,8 @@ def test_a_wheelhouse_feeds_only_the_pinned_wheels_and_names_what_is_missing(
     assert len(deps) == len(plan.installed) - 1 and not any("unrelated" in d for d in deps)
     text = (context.root / "Dockerfile").read_text()
     assert "--no-index --find-links wheelhouse" in text and "type=secret" not in text
+    linted = hadolint(context.root / "Dockerfile")
+    assert (linted.returncode, linted.stdout + linted.stderr) == (0, "")
     assert (context.root / ".dockerignore").read_text().splitlines()[1:] == [
         "*", "!requirements.lock", "!requirements-serving.txt", "!seal", "!wheelhouse", "!app",
     ]  # fmt: skip

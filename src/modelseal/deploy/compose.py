@@ -68,5 +68,7 @@ def _environment(plan: ImagePlan) -> list[str]:
     if plan.gpu:
         env.append("NVIDIA_VISIBLE_DEVICES=all")
     # A bare name passes the variable through from the shell running compose, if set.
-    env += list(CREDENTIAL_VARIABLES.get(plan.weights, ()))
+    if plan.weights in CREDENTIAL_VARIABLES:
+        env.append(f"MODELSEAL_SOURCE={plan.source}" if plan.source else "MODELSEAL_SOURCE")
+        env += CREDENTIAL_VARIABLES[plan.weights]
     return env
