@@ -100,6 +100,7 @@ def measure(engine: DockerEngine, folder: Path) -> dict[str, Any]:
 
     serving_bytes = image_bytes(engine, "modelseal-bench/digits:serving")
     single_bytes = image_bytes(engine, "modelseal-bench/digits:single-stage")
+    engine.docker("rmi", "modelseal-bench/digits:serving", "modelseal-bench/digits:single-stage")
     return {
         "benchmark": "image size: modelseal serving image vs single-stage image with the "
         "training tools, same base, same seal",

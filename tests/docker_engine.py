@@ -40,6 +40,7 @@ BASE_IMAGE = "modelseal-test/python:3.11-bookworm"
 BASE_LABEL = "dev.modelseal.test.base"
 DEBOOTSTRAP_TIMEOUT_SECONDS = 1200
 ORPHAN_PIDFILE = CACHE / "engine.pid"
+BUILD_CACHE_LIMIT = "6GB"
 
 
 class EngineUnavailableError(Exception):
@@ -130,9 +131,11 @@ def start_engine() -> DockerEngine:
     except EngineUnavailableError:
         stop_engine(engine)
         raise
-    # What killed sessions left behind: stopped containers, untagged images.
+    # What killed sessions left behind (stopped containers, untagged images), and a bound on
+    # the build cache the shared data-root keeps from run to run.
     engine.docker("container", "prune", "-f", check=False)
     engine.docker("image", "prune", "-f", check=False)
+    engine.docker("builder", "prune", "-f", "--keep-storage", BUILD_CACHE_LIMIT, check=False)
     return engine
 
 
