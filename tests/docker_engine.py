@@ -150,6 +150,7 @@ def stop_engine(engine: DockerEngine) -> None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(30)
             _kill_leftover_containerd(engine.run_root)
+    _unmount_under(engine.run_root)
     shutil.rmtree(engine.run_root, ignore_errors=True)
     if engine.lock is None:
         shutil.rmtree(engine.data_root, ignore_errors=True)
@@ -277,6 +278,14 @@ def _stop_orphan(data_root: Path) -> None:
         time.sleep(0.2)
     if Path(f"/proc/{pid}").exists():
         os.kill(pid, signal.SIGKILL)
+
+
+def _unmount_under(folder: Path) -> None:
+    """dockerd leaves its default network namespace bind-mounted under its exec-root."""
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    points = [line.split()[4] for line in mounts if line.split()[4].startswith(f"{folder}/")]
+    for point in sorted(points, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, timeout=60, check=False)
 
 
 def _kill_leftover_containerd(run_root: Path) -> None:
