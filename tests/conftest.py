@@ -19,6 +19,13 @@ from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.runtimes.sklearn import SklearnRuntime
 from modelseal.seal.digests import describe_files
 from modelseal.seal.manifest import MANIFEST_FILE, seal_manifest
+from tests.docker_engine import (
+    DockerEngine,
+    EngineUnavailableError,
+    ensure_base_image,
+    start_engine,
+    stop_engine,
+)
 from tests.envs.builder import build_environment, install_modelseal
 
 LEGACY_REQUIREMENTS = Path(__file__).parent / "envs" / "legacy-numpy1.txt"
@@ -35,6 +42,28 @@ def legacy_python(modelseal_wheels: Path) -> Path:
     python = build_environment(LEGACY_REQUIREMENTS)
     install_modelseal(python, modelseal_wheels)
     return python
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[DockerEngine]:
+    """A private Docker engine for the whole run (skips where none can start)."""
+    try:
+        engine = start_engine()
+    except EngineUnavailableError as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    try:
+        yield engine
+    finally:
+        stop_engine(engine)
+
+
+@pytest.fixture(scope="session")
+def docker_base_image(docker_engine: DockerEngine) -> str:
+    """Debian bookworm + Python 3.11 from debootstrap, imported into the engine (no registry)."""
+    try:
+        return ensure_base_image(docker_engine)
+    except EngineUnavailableError as exc:
+        pytest.skip(f"no base image: {exc}")
 
 
 @pytest.fixture(scope="session")

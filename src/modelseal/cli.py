@@ -12,7 +12,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -695,3 +695,139 @@ def _show_source_logs() -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+
+
+# --- ship: Dockerfile, compose.yaml, Kubernetes and KServe manifests (issue 9) -------------
+
+WeightsChoice = Literal["baked", "volume", "s3", "registry"]
+
+
+@app.command(name="dockerfile")
+def dockerfile_command(
+    seal_source: Annotated[
+        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Build context folder to write.")],
+    weights: Annotated[
+        WeightsChoice, typer.Option(help="Where the container finds the seal.")
+    ] = "baked",
+    gpu: Annotated[
+        bool, typer.Option("--gpu", help="A CUDA runtime base for the seal's CUDA build.")
+    ] = False,
+    base_image: Annotated[
+        str | None,
+        typer.Option(help="Base image instead of the sealed Python's: NAME:TAG or NAME@sha256:..."),
+    ] = None,
+    wheelhouse: Annotated[
+        Path | None,
+        typer.Option(help="Install from this folder of wheels: the build needs no network."),
+    ] = None,
+    compose: Annotated[bool, typer.Option("--compose", help="Write compose.yaml too.")] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Default MODELSEAL_SOURCE (volume path, s3:// or models:/ URI)."),
+    ] = None,
+    pin: Annotated[
+        list[str] | None,
+        typer.Option(help="Move a pin of the seal's lock: NAME==VERSION; repeatable."),
+    ] = None,
+    startup_seconds: Annotated[
+        float | None,
+        typer.Option(help="The seal's start-up time, instead of measuring it here."),
+    ] = None,
+) -> None:
+    """Write the multi-stage Dockerfile (and build context) of a seal's serving image."""
+    from modelseal.deploy import Weights, write_dockerfile
+
+    with resolve(seal_source) as seal:
+        plan, context = write_dockerfile(
+            seal,
+            output,
+            weights=Weights(weights),
+            gpu=gpu,
+            base_image=base_image,
+            wheelhouse=wheelhouse,
+            with_compose=compose,
+            source=source,
+            pins=pin or (),
+            startup_seconds=startup_seconds,
+        )
+    for path in context.files:
+        stdout.print(f"wrote {context.root / path}")
+    for name, (sealed, moved) in plan.moved_pins.items():
+        stderr.print(f"[yellow]moved pin:[/] {name} {sealed or '(not sealed)'} -> {moved}")
+    network = "--network none " if wheelhouse is not None else ""
+    stderr.print(f"build: docker build {network}-t {plan.image_tag} {context.root}")
+
+
+@app.command(name="k8s")
+def k8s_command(
+    seal_source: Annotated[
+        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
+    ],
+    image: Annotated[str, typer.Option(help="The serving image (modelseal dockerfile).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the manifests.")],
+    gpu: Annotated[int, typer.Option("--gpu", help="GPUs per pod (nvidia.com/gpu).")] = 0,
+    replicas: Annotated[int, typer.Option(help="Replicas (the HPA's minimum).")] = 2,
+    max_replicas: Annotated[
+        int | None, typer.Option(help="The HPA's maximum (default 4 x replicas).")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="s3://, models:/ or https:// URI, or a path under /models (a PVC)."),
+    ] = None,
+    namespace: Annotated[str | None, typer.Option(help="Namespace of the resources.")] = None,
+    trusted_key: Annotated[
+        list[Path] | None,
+        typer.Option(help="Public key (PEM) the server trusts for signatures; repeatable."),
+    ] = None,
+    drain_seconds: Annotated[
+        int, typer.Option(help="The server's drain window (preStop matches it).")
+    ] = 5,
+    cpu: Annotated[float, typer.Option(help="CPU request in cores (limit: twice it).")] = 1.0,
+    volume_claim: Annotated[
+        str | None, typer.Option(help="PersistentVolumeClaim holding the seal (path source).")
+    ] = None,
+    startup_seconds: Annotated[
+        float | None,
+        typer.Option(help="The seal's start-up time, instead of measuring it here."),
+    ] = None,
+    memory_mib: Annotated[
+        int | None, typer.Option(help="Memory request in MiB, instead of measuring it here.")
+    ] = None,
+) -> None:
+    """Write Kubernetes (Deployment, Service, PDB, HPA) and KServe manifests for a seal."""
+    from modelseal.deploy import KubernetesOptions, write_manifests
+
+    options = KubernetesOptions(
+        image=image,
+        replicas=replicas,
+        max_replicas=max_replicas,
+        gpus=gpu,
+        source=source,
+        namespace=namespace,
+        trusted_keys=tuple(trusted_key or ()),
+        drain_seconds=drain_seconds,
+        cpu=cpu,
+        volume_claim=volume_claim,
+    )
+    with resolve(seal_source) as seal:
+        manifests = write_manifests(
+            seal,
+            output,
+            options,
+            startup_seconds=startup_seconds,
+            memory_request_bytes=memory_mib * (1 << 20) if memory_mib is not None else None,
+        )
+    for path in manifests.files:
+        stdout.print(f"wrote {manifests.root / path}")
+    sizing = manifests.sizing
+    if sizing.measured is not None:
+        stderr.print(
+            f"measured start-up {sizing.measured.seconds:.1f} s, peak memory "
+            f"{sizing.measured.peak_rss_bytes >> 20} MiB"
+        )
+    stderr.print(
+        f"startupProbe budget {sizing.startup_budget_seconds} s; memory request "
+        f"{sizing.memory_request_bytes >> 20} MiB, limit {sizing.memory_limit_bytes >> 20} MiB"
+    )

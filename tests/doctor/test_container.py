@@ -103,7 +103,7 @@ def test_image_inspect_and_stats() -> None:
     probe = image()
     assert probe.size == 241206455
     assert probe.repo_tags == ["i11-probe:1"]
-    assert (probe.config.labels or {})["io.modelseal.seal.name"] == "digits"
+    assert (probe.config.labels or {})["dev.modelseal.seal.name"] == "digits"
     stats = parse_stats_line(stats_line("i11-healthy"))
     assert not isinstance(stats, str)
     assert (stats.memory_usage, stats.memory_limit) == (parse_docker_size("9.922MiB"), 256 * MIB)
@@ -188,12 +188,16 @@ def test_labels_for_another_seal_fail(demo_facts: SealFacts) -> None:
 
 def test_labels_of_the_seal_match(demo_facts: SealFacts) -> None:
     lock = " ".join(demo_facts.seal.lock_lines())
-    labels = {DIGEST_LABEL: demo_facts.seal.digest, LOCK_LABEL: lock}
+    labels = {DIGEST_LABEL: f"sha256:{demo_facts.seal.digest}", LOCK_LABEL: lock}
     assert check_labels(image(labels), demo_facts, None).status is Status.OK
+    # The image installs modelseal's serving requirements beside the seal's lock.
+    with_serving = {**labels, LOCK_LABEL: f"{lock} uvicorn==0.54.0"}
+    assert check_labels(image(with_serving), demo_facts, None).status is Status.OK
     other_lock = {**labels, LOCK_LABEL: lock.replace("numpy==", "numpy==1.0.0.")}
     check = check_labels(image(other_lock), demo_facts, None)
     assert check.status is Status.FAIL
-    assert "label differs from the seal's lock" in check.evidence
+    assert "label lacks these pins of the seal's lock" in check.evidence
+    assert "numpy==" in check.evidence
 
 
 def test_an_unlabelled_image_warns(demo_facts: SealFacts) -> None:

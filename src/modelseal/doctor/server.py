@@ -165,7 +165,7 @@ def check_digest(reply: http.Reply, seal: SealFacts | None) -> Check:
         return new_check(
             "server", "digest", title, Status.FAIL,
             f"the server serves {served_text}, the local seal is {local_text}",
-            "deploy the seal you mean (the image's io.modelseal.seal.digest label says which it "
+            "deploy the seal you mean (the image's dev.modelseal.seal.digest label says which it "
             "carries) or run the doctor with the seal the server serves",
             facts,
         )  # fmt: skip

@@ -104,7 +104,7 @@ def _without_comment(line: str) -> str:
 
 def _parse_pin(text: str, number: int) -> tuple[str, str, bool]:
     """One lock line -> (normalized name, version, whether its marker holds here)."""
-    requirement = _exact_pin(text)
+    requirement = exact_pin(text)
     if requirement is None:
         raise SealFormatError(
             f"requirements.lock line {number}: {text!r} is not an exact pin 'name==version'; "
@@ -116,7 +116,7 @@ def _parse_pin(text: str, number: int) -> tuple[str, str, bool]:
     return canonicalize_name(requirement.name), specifier.version, holds
 
 
-def _exact_pin(text: str) -> Requirement | None:
+def exact_pin(text: str) -> Requirement | None:
     try:
         requirement = Requirement(text)
     except InvalidRequirement:
