@@ -23,7 +23,6 @@ from modelseal.deploy.sizing import MIB, StartupMeasurement
 from modelseal.errors import UsageError
 from modelseal.seal.artifact import Seal
 from modelseal.serving.config import ServeConfig
-from modelseal.serving.runner import LINGER_LIMIT_SECONDS
 from tests.deploy.crd_schemas import kserve_errors, schemas_folder
 from tests.serving.server import start_server
 
@@ -158,7 +157,7 @@ def test_probe_paths_answer_on_a_real_server_and_the_budget_covers_a_real_start(
 
 def test_the_drain_fits_in_the_grace_period(demo_seal: Seal, tmp_path: Path) -> None:
     assert ServeConfig().drain_seconds == DRAIN_SECONDS
-    assert LINGER_SECONDS == LINGER_LIMIT_SECONDS
+    assert ServeConfig().header_timeout_s == LINGER_SECONDS
     for drain in (0, 5, 30):
         deployment = render(demo_seal, tmp_path / str(drain), drain_seconds=drain)[
             "deployment.yaml"

@@ -25,9 +25,9 @@ LIVE_PATH = "/v2/health/live"
 
 DRAIN_SECONDS = 5
 """``modelseal serve --drain-seconds`` default: keep serving this long after SIGTERM."""
-LINGER_SECONDS = 5
-"""After the drain window the server answers 503 until clients are quiet, at most this long
-(``LINGER_LIMIT_SECONDS`` in ``modelseal.serving.runner``)."""
+LINGER_SECONDS = 10
+"""After the drain window the server finishes its queue and gives a connection it accepted, but
+that has not sent its request yet, up to ``--header-timeout`` (default 10 s) to send it."""
 STOP_MARGIN_SECONDS = 5
 """Slack for signal delivery and interpreter exit on a busy node."""
 

@@ -4,7 +4,8 @@ The pod is sized from the seal (``sizing``): the startupProbe gives the server t
 start-up time times a safety factor before liveness and readiness take over, and memory
 follows the measured footprint and the model's size. Termination: a preStop pause of the
 drain window lets endpoints catch up, then SIGTERM starts the server's own drain (it keeps
-serving for the same window, then lingers until quiet), all inside the grace period.
+serving for the same window, then answers what its open connections still send, bounded by
+its header timeout), all inside the grace period.
 """
 
 from __future__ import annotations
