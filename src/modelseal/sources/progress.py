@@ -1,7 +1,8 @@
 """Progress of a fetch, reported to an observer: a rich bar in a terminal, log lines in logs.
 
-The resolver reports ``FetchProgress`` snapshots (bytes done and total, rate, ETA) to any
-callable, so a server can show them on its health endpoint while it fetches.
+The resolver reports ``FetchProgress`` snapshots (bytes done and total, rate, ETA, retries)
+to any callable, so a server can show them on its health endpoint while it fetches. A fetch
+given a ``cancel`` event stops at the next piece that arrives once it is set.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from modelseal.errors import FetchCancelledError
+
 log = logging.getLogger("modelseal.sources")
 Phase = Literal["downloading", "done", "failed"]
 RATE_WINDOW_S = 5.0
@@ -42,6 +45,8 @@ class FetchProgress:
     bytes_total: int | None
     rate_bytes_per_s: float | None
     eta_s: float | None
+    retries: int = 0
+    """Transient errors retried so far."""
 
     @property
     def fraction(self) -> float | None:
@@ -56,17 +61,26 @@ ProgressObserver = Callable[[FetchProgress], None]
 
 class ProgressMeter:
     """Counts the bytes of one fetch from any thread and reports snapshots to an observer:
-    at most every ``REPORT_INTERVAL_S``, and always at the start and the end."""
+    at most every ``REPORT_INTERVAL_S``, and always at the start and the end.
+
+    ``retries`` says how many retries the fetch made so far; once ``cancel`` is set, counting
+    more bytes raises ``FetchCancelledError`` (in the thread that downloaded them).
+    """
 
     def __init__(
         self,
         source: str,
         observer: ProgressObserver | None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        retries: Callable[[], int] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.source = source
         self.observer = observer
         self._clock = clock
+        self._retries = retries
+        self._cancel = cancel
         self._lock = threading.Lock()
         self._done = 0
         self._total: int | None = None
@@ -78,6 +92,7 @@ class ProgressMeter:
         return self._done
 
     def start(self, total: int | None) -> None:
+        self._check_cancel()
         with self._lock:
             self._total, self._done = total, 0
             self._samples = [(self._clock(), 0)]
@@ -90,6 +105,7 @@ class ProgressMeter:
             self._samples = [(time, done + count) for time, done in self._samples]
 
     def add(self, count: int) -> None:
+        self._check_cancel()
         with self._lock:
             self._done += count
         self._report("downloading")
@@ -106,7 +122,15 @@ class ProgressMeter:
             first_time, first_done = self._samples[0]
         rate = (done - first_done) / (now - first_time) if now > first_time else None
         eta = (total - done) / rate if rate and total is not None and total >= done else None
-        return FetchProgress(self.source, phase, done, total, rate, eta)
+        retries = self._retries() if self._retries is not None else 0
+        return FetchProgress(self.source, phase, done, total, rate, eta, retries)
+
+    def _check_cancel(self) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise FetchCancelledError(
+                f"{self.source}: the fetch was stopped; its partial download is kept for the "
+                "next start"
+            )
 
     def _report(self, phase: Phase, *, force: bool = False) -> None:
         if self.observer is None:
