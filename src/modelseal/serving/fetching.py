@@ -20,6 +20,7 @@ is kept, to resume at the next start) and the drain goes on as for any start-up.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +43,8 @@ from modelseal.sources.progress import describe
 log = get_logger("fetching")
 STOP_SECONDS = 10.0
 """How long a drain waits for a fetch to stop: a read stuck on a silent network may not."""
+STALLED_AFTER_S = 1.0
+"""No byte for this long and /health shows the download as stalled, rate 0, no ETA."""
 
 
 class Preflight(Protocol):
@@ -87,6 +90,7 @@ class SealFetch:
         self._cancel = threading.Event()
         self._log_progress = LogProgress()
         self._lock = threading.Lock()
+        self._observed_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def begin(self, arrived: Callable[[ModelServer], None]) -> None:
@@ -133,7 +137,7 @@ class SealFetch:
     def _observe(self, progress: FetchProgress) -> None:
         """Take a snapshot (from the download's threads): /health, metrics, a log line."""
         with self._lock:
-            self.progress = progress
+            self.progress, self._observed_at = progress, time.monotonic()
             self.fetch_metrics.observe(progress.bytes_done, progress.bytes_total, progress.retries)
         self._log_progress(progress)
 
@@ -180,14 +184,15 @@ class SealFetch:
         state = self.health.state
         if state is not State.FETCHING:
             return f"{state.value}: {self.health.reason}"
-        progress = self.progress
+        progress, stalled = self._latest()
         if progress is None:
             return f"fetching {self.source}: reading its manifest, checking the cache"
         if progress.phase != "downloading":
             return f"fetching {self.source}: {describe(progress)}"
         percent = "" if progress.fraction is None else f"{progress.fraction:.0%}, "
+        waiting = f", no bytes for {stalled:.0f} s" if stalled else ""
         retries = f", {progress.retries} retries so far" if progress.retries else ""
-        return f"fetching {self.source}: {percent}{describe(progress)}{retries}"
+        return f"fetching {self.source}: {percent}{describe(progress)}{waiting}{retries}"
 
     def not_ready(self) -> NotAcceptingError:
         return NotAcceptingError(f"the model is not ready ({self.reason()})")
@@ -205,7 +210,7 @@ class SealFetch:
 
     def summary(self) -> dict[str, Any]:
         """The fetch on ``/health``: where from, how far, how fast, retries, how long."""
-        progress = self.progress
+        progress, stalled = self._latest()
         fraction = progress.fraction if progress else None
         rate = progress.rate_bytes_per_s if progress else None
         eta = progress.eta_s if progress else None
@@ -217,9 +222,23 @@ class SealFetch:
             "percent": None if fraction is None else round(100 * fraction, 1),
             "rate_bytes_per_s": None if rate is None else round(rate),
             "eta_s": None if eta is None else round(eta, 1),
+            "stalled_s": round(stalled, 1),
             "retries": progress.retries if progress else 0,
             "seconds": round(self.seconds(), 3),
         }
+
+    def _latest(self) -> tuple[FetchProgress | None, float]:
+        """The latest snapshot, and for how long no byte has come when that is more than
+        ``STALLED_AFTER_S`` (then the rate is 0 and there is no ETA); else 0."""
+        with self._lock:
+            progress, observed = self.progress, self._observed_at
+        if progress is None or progress.phase != "downloading":
+            return progress, 0.0
+        # Bytes that arrive are reported within REPORT_INTERVAL_S: an old snapshot is a stall.
+        idle = time.monotonic() - observed
+        if idle <= STALLED_AFTER_S:
+            return progress, 0.0
+        return dataclasses.replace(progress, rate_bytes_per_s=0.0, eta_s=None), idle
 
     def _phase(self) -> str:
         """starting, downloading, done, failed, or stopped (by a drain)."""

@@ -60,8 +60,10 @@ ProgressObserver = Callable[[FetchProgress], None]
 
 
 class ProgressMeter:
-    """Counts the bytes of one fetch from any thread and reports snapshots to an observer:
-    at most every ``REPORT_INTERVAL_S``, and always at the start and the end.
+    """Counts the bytes of one fetch from any thread and reports snapshots to an observer, one
+    at a time: at most every ``REPORT_INTERVAL_S``, always at the start and the end, and once
+    more ``REPORT_INTERVAL_S`` after bytes that were not reported (so a download that stalls
+    shows all that arrived, not what arrived by its last report).
 
     ``retries`` says how many retries the fetch made so far; once ``cancel`` is set, counting
     more bytes raises ``FetchCancelledError`` (in the thread that downloaded them).
@@ -85,7 +87,10 @@ class ProgressMeter:
         self._done = 0
         self._total: int | None = None
         self._samples: list[tuple[float, int]] = []
+        self._reporting = threading.Lock()
         self._last_report = float("-inf")
+        self._trailing: threading.Timer | None = None
+        self._open = False
 
     @property
     def bytes_done(self) -> int:
@@ -96,6 +101,7 @@ class ProgressMeter:
         with self._lock:
             self._total, self._done = total, 0
             self._samples = [(self._clock(), 0)]
+        self._open = True
         self._report("downloading", force=True)
 
     def skip(self, count: int) -> None:
@@ -111,7 +117,7 @@ class ProgressMeter:
         self._report("downloading")
 
     def finish(self, ok: bool = True) -> None:
-        self._report("done" if ok else "failed", force=True)
+        self._report("done" if ok else "failed", force=True, last=True)
 
     def snapshot(self, phase: Phase) -> FetchProgress:
         with self._lock:
@@ -132,14 +138,36 @@ class ProgressMeter:
                 "next start"
             )
 
-    def _report(self, phase: Phase, *, force: bool = False) -> None:
+    def _report(self, phase: Phase, *, force: bool = False, last: bool = False) -> None:
         if self.observer is None:
             return
-        now = self._clock()
-        if not force and now - self._last_report < REPORT_INTERVAL_S:
-            return
-        self._last_report = now
-        self.observer(self.snapshot(phase))
+        with self._reporting:
+            if not (force or self._open):
+                return  # a trailing report that comes after the end
+            now = self._clock()
+            wait = REPORT_INTERVAL_S - (now - self._last_report)
+            if not force and wait > 0:
+                self._trail(wait)
+                return
+            self._last_report = now
+            if last:
+                self._open = False
+                if self._trailing is not None:
+                    self._trailing.cancel()
+                    self._trailing = None
+            self.observer(self.snapshot(phase))
+
+    def _trail(self, wait: float) -> None:
+        """Report once more after ``wait`` seconds, unless that is already planned."""
+        if self._trailing is None:
+            self._trailing = threading.Timer(wait, self._report_trailing)
+            self._trailing.daemon = True
+            self._trailing.start()
+
+    def _report_trailing(self) -> None:
+        with self._reporting:
+            self._trailing = None
+        self._report("downloading")
 
 
 def terminal_progress() -> ProgressObserver:
