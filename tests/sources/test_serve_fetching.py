@@ -208,6 +208,21 @@ def test_a_corrupt_remote_seal_fails_the_server_after_it_bound_and_exits_2_namin
     assert "Traceback" not in result.stderr
 
 
+def test_the_device_is_chosen_once_the_seal_arrived_and_a_missing_gpu_exits_1(
+    marker_seal_path: Path, bucket: str, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    pushed = push(marker_seal_path, f"s3://{bucket}/", progress=lambda _: None)
+    marker = tmp_path / "loaded"
+    result = run_modelseal(
+        "serve", pushed.uri, "--port", "0", "--require-gpu", "99",
+        extra_env={**s3_env, "MODELSEAL_TEST_LOAD_MARKER": str(marker)},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "--require-gpu 99:" in result.stderr and "refusing to run on the CPU" in result.stderr
+    assert _cache_entries(Path(s3_env["MODELSEAL_CACHE_DIR"])) == [pushed.digest]
+    assert not marker.exists()  # refused before the model was loaded
+
+
 @pytest.mark.parametrize("fault", ["corrupt", "wrong pin", "missing"])
 def test_a_fetch_that_fails_turns_the_server_failed_with_the_reason_on_health_and_seal(
     mlp_seal_path: Path, bucket: str, s3_env: dict[str, str], tmp_path: Path, fault: str
