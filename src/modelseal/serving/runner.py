@@ -46,7 +46,7 @@ from modelseal.serving.logs import configure_logging, get_logger
 from modelseal.serving.protocol import ConnectionLimits, protocol_with
 from modelseal.serving.repository import ModelRepository
 from modelseal.sources import ProgressObserver, SealCache, parse_pin, resolve
-from modelseal.sources.cache import default_cache_dir
+from modelseal.sources.cache import default_cache_dir, parse_max_bytes
 
 log = get_logger("runner")
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -98,7 +98,11 @@ def serve(
     configure_logging(config.log_format)
     if is_remote(source):
         parse_pin(expect_digest)  # a malformed pin is a usage error before the port is bound
-        cache = SealCache(cache_dir or default_cache_dir(os.environ), cache_max_bytes)
+        from_environment = parse_max_bytes(os.environ.get("MODELSEAL_CACHE_MAX_BYTES"))
+        cache = SealCache(
+            cache_dir or default_cache_dir(os.environ),
+            from_environment if cache_max_bytes is None else cache_max_bytes,
+        )
         checks = partial(preflight, source, config, expect_digest, cache=cache)
         models = ModelRepository(fetches=[SealFetch(source, config, checks)])
     else:
