@@ -364,9 +364,12 @@ def serve(
     access_log: Annotated[bool, typer.Option(envvar="MODELSEAL_ACCESS_LOG")] = False,
     log_format: Annotated[LogFormat, typer.Option(envvar="MODELSEAL_LOG_FORMAT")] = "auto",
     expect_digest: ExpectDigest = None,
+    cache_dir: CacheDirOption = None,
+    cache_max_bytes: CacheMaxBytesOption = None,
 ) -> None:
     """Serve a seal over HTTP (OIP v2 and /predict) once it proves it reproduces."""
     from modelseal.serving.runner import serve as run_server
+    from modelseal.sources.cache import parse_max_bytes
 
     config = ServeConfig(
         host=host,
@@ -390,7 +393,10 @@ def serve(
         access_log=access_log,
         log_format=log_format,
     )
-    run_server(source, config, expect_digest=expect_digest)
+    run_server(
+        source, config, expect_digest=expect_digest, cache_dir=cache_dir,
+        cache_max_bytes=parse_max_bytes(cache_max_bytes),
+    )  # fmt: skip
 
 
 @app.command()
@@ -601,6 +607,22 @@ def bisect_command(
 
 
 # --- Weight sources: publish a seal, fill the cache (logic in modelseal.sources) -------------
+# The cache options of fetch and serve; typer reads these annotations once the module is loaded.
+
+CacheDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="MODELSEAL_CACHE_DIR",
+        help="Cache folder for remote seals [default: ~/.cache/modelseal].",
+    ),
+]
+CacheMaxBytesOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="MODELSEAL_CACHE_MAX_BYTES",
+        help="Evict least recently used seals beyond this size (e.g. 20G).",
+    ),
+]
 
 
 @app.command()
@@ -658,16 +680,8 @@ def register(
 def fetch(
     source: Annotated[str, typer.Argument(metavar="SOURCE", help=SOURCE_HELP)],
     expect_digest: ExpectDigest = None,
-    cache_dir: Annotated[
-        Path | None, typer.Option(envvar="MODELSEAL_CACHE_DIR", help="Cache folder.")
-    ] = None,
-    cache_max_bytes: Annotated[
-        str | None,
-        typer.Option(
-            envvar="MODELSEAL_CACHE_MAX_BYTES",
-            help="Evict least recently used seals beyond this size (e.g. 20G).",
-        ),
-    ] = None,
+    cache_dir: CacheDirOption = None,
+    cache_max_bytes: CacheMaxBytesOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fetch a seal into the cache and check it (for an init container, or to warm a node)."""

@@ -126,3 +126,8 @@ class UnknownRouteError(SealError):
 
 class MethodNotAllowedError(SealError):
     """A request with a method its path's route does not take (HTTP 405)."""
+
+
+class FetchCancelledError(SealError):
+    """A fetch stopped because its caller asked it to (a server told to shut down while it
+    was fetching); the partial download is kept, to resume at the next start."""

@@ -216,3 +216,27 @@ def test_a_cancelled_caller_does_not_cancel_the_shared_run() -> None:
         assert impatient.cancelled() and check.calls == 1
 
     asyncio.run(main())
+
+
+def test_a_fetched_seal_starts_in_fetching_and_hands_on_to_loading_and_its_observers() -> None:
+    seen: list[State] = []
+    later: list[State] = []
+    health = HealthState("fetching s3://b/k", state=State.FETCHING, on_change=seen.append)
+    assert (health.state, health.ready) == (State.FETCHING, False)
+    with pytest.raises(IllegalTransitionError, match="from fetching the server may go to: "):
+        health.to(State.READY, "skipping the load")
+    health.to(State.LOADING, "loading the model")
+    health.observe(later.append)
+    health.to(State.VERIFYING, "replaying golden outputs")
+    assert seen == [State.LOADING, State.VERIFYING] and later == [State.VERIFYING]
+    states = [entry["state"] for entry in health.snapshot()["history"]]
+    assert states == ["fetching", "loading", "verifying"]
+
+
+@pytest.mark.parametrize("ending", [State.FAILED, State.DRAINING])
+def test_a_fetch_can_fail_or_be_stopped_by_a_drain(ending: State) -> None:
+    health = HealthState("fetching s3://b/k", state=State.FETCHING)
+    health.to(ending, "why")
+    assert health.state is ending
+    with pytest.raises(IllegalTransitionError):
+        health.to(State.LOADING, "too late")

@@ -91,7 +91,8 @@ class FaultyProxy:
     """A loopback TCP proxy in front of ``upstream`` that misbehaves as ``faults`` says.
 
     ``paused`` is set once the responses forwarded reach ``faults.pause_after`` bytes; they
-    then wait until ``release()``.
+    then wait until ``release()`` (for good) or ``allow(count)`` (a little more, then pause
+    again): a download that goes only as fast as the test lets it.
     """
 
     upstream: tuple[str, int]
@@ -101,7 +102,8 @@ class FaultyProxy:
     forwarded: int = 0
     cuts: int = 0
     paused: threading.Event = field(default_factory=threading.Event)
-    _released: threading.Event = field(default_factory=threading.Event)
+    _released: bool = False
+    _flow: threading.Condition = field(default_factory=threading.Condition)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _listener: socket.socket | None = None
     _sockets: list[socket.socket] = field(default_factory=list)
@@ -118,10 +120,19 @@ class FaultyProxy:
         return self
 
     def release(self) -> None:
-        self._released.set()
+        with self._flow:
+            self._released = True
+            self._flow.notify_all()
+
+    def allow(self, count: int) -> None:
+        """Forward about ``count`` more bytes of responses (whole reads), then pause again."""
+        with self._flow:
+            self.faults.pause_after = self.forwarded + count
+            self.paused.clear()
+            self._flow.notify_all()
 
     def stop(self) -> None:
-        self._released.set()
+        self.release()
         if self._listener is not None:
             self._listener.close()
         with self._lock:
@@ -190,13 +201,15 @@ class FaultyProxy:
             return True
 
     def _wait_if_paused(self, count: int) -> None:
-        limit = self.faults.pause_after
-        with self._lock:
+        with self._flow:
             self.forwarded += count
-            reached = limit is not None and self.forwarded >= limit
-        if reached:
-            self.paused.set()
-            self._released.wait()
+            while not self._released and self._over_limit():
+                self.paused.set()
+                self._flow.wait()
+
+    def _over_limit(self) -> bool:
+        limit = self.faults.pause_after
+        return limit is not None and self.forwarded >= limit
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:

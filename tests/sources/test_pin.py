@@ -56,7 +56,9 @@ def test_a_pinned_server_from_s3_starts_and_a_wrong_pin_never_downloads(
     marker_seal_path: Path, bucket: str, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
     pushed = push(marker_seal_path, f"s3://{bucket}/", progress=lambda _: None)
-    refused = run_modelseal("serve", pushed.uri, "--expect-digest", WRONG, extra_env=s3_env)
+    refused = run_modelseal(
+        "serve", pushed.uri, "--port", "0", "--expect-digest", WRONG, extra_env=s3_env
+    )
     assert refused.returncode == 2
     assert f"sha256:{pushed.digest}" in refused.stderr and WRONG in refused.stderr
     assert not (Path(s3_env["MODELSEAL_CACHE_DIR"]) / "seals").exists()

@@ -9,14 +9,17 @@ import os
 import pty
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from modelseal.errors import FetchCancelledError
 from modelseal.sources import FetchProgress, LogProgress, RichProgressBar
 from modelseal.sources.progress import ProgressMeter
 from modelseal.sources.publish import push
+from modelseal.sources.retry import cancellable_sleep
 
 
 class Clock:
@@ -105,3 +108,35 @@ def _read_all(fd: int) -> str:
         chunks.append(chunk)
     os.close(fd)
     return b"".join(chunks).decode(errors="replace")
+
+
+def test_bytes_that_come_between_reports_are_reported_once_they_stop_coming() -> None:
+    reported = threading.Event()
+    seen: list[FetchProgress] = []
+
+    def observe(progress: FetchProgress) -> None:
+        seen.append(progress)
+        if progress.bytes_done == 300:
+            reported.set()
+
+    meter = ProgressMeter("s3://b/k", observe)
+    meter.start(1000)
+    for _ in range(3):  # within one report interval (as a rule): only the first is reported
+        meter.add(100)
+    assert reported.wait(30), seen  # then the download stalls, and the last count still comes
+    meter.finish()
+    assert seen[-1].phase == "done" and seen[-1].bytes_done == 300
+
+
+def test_a_cancelled_fetch_stops_at_its_next_piece_or_retry() -> None:
+    cancel = threading.Event()
+    meter = ProgressMeter("s3://b/k", None, cancel=cancel, retries=lambda: 2)
+    meter.start(1000)
+    meter.add(100)
+    assert meter.snapshot("downloading").retries == 2
+    cancel.set()
+    with pytest.raises(FetchCancelledError, match="partial download is kept"):
+        meter.add(100)
+    assert meter.bytes_done == 100
+    with pytest.raises(FetchCancelledError, match="waiting to retry"):
+        cancellable_sleep(cancel, "s3://b/k")(60.0)  # returns at once: no minute waited

@@ -25,7 +25,7 @@ from modelseal.serving.device import GPU_CHECKLIST
 from modelseal.types import NamedArrays
 
 DEFAULT_LATENCY_BUDGET_S = 1.0
-STARTING_STATES = frozenset({"loading", "verifying", "warming"})
+STARTING_STATES = frozenset({"fetching", "loading", "verifying", "warming"})
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,8 @@ def check_ready(ready: http.Reply, health: http.Reply) -> Check:
         return new_check("server", "ready", "readiness", Status.OK, evidence, None, facts)
     if state in STARTING_STATES:
         fix = (
-            "the server is still starting (load, verify, warm up): wait, and if it stays in "
-            "this state, its /health history shows the slow step"
+            "the server is still starting (fetch, load, verify, warm up): wait, and if it "
+            "stays in this state, its /health history (and fetch progress) shows the slow step"
         )
         return new_check("server", "ready", "readiness", Status.WARN, evidence, fix, facts)
     if state == "draining":

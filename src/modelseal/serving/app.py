@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from re import Pattern
 
 import orjson
@@ -15,7 +16,12 @@ from starlette.requests import Request
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modelseal.errors import MethodNotAllowedError, UnknownModelError, UnknownRouteError
+from modelseal.errors import (
+    MethodNotAllowedError,
+    NotAcceptingError,
+    UnknownModelError,
+    UnknownRouteError,
+)
 from modelseal.serving.handlers import Serving
 from modelseal.serving.metrics import RequestMetrics
 from modelseal.serving.middleware import (
@@ -42,7 +48,7 @@ def create_app(models: ModelRepository) -> ServerApp:
     serving = Serving(
         models=models,
         requests=RequestMetrics([route.path for route in ROUTES]),
-        openapi=orjson.dumps(openapi_document(models.default.seal, ROUTES)),
+        openapi=cache(lambda: orjson.dumps(openapi_document(models.default.seal, ROUTES))),
     )
     router = Router(ROUTES, serving)
     http = RequestCounting(
@@ -116,11 +122,13 @@ class FastRefusal:
             if match is None:
                 continue
             params = match.groupdict()
-            name = params.get("name", models.default.seal.name)
             try:
-                refusal = models.model(name, params.get("version")).refusal()
+                model = models.model(params["name"], params.get("version")) if params else None
+                refusal = (model or models.default).refusal()
             except UnknownModelError:
                 return None
+            except NotAcceptingError as not_yet:  # the seal is still being fetched
+                refusal = not_yet
             if refusal is None:
                 return None
             self._serving.requests.observe(route.path, method, 503, 0.0)

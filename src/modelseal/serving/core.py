@@ -2,7 +2,8 @@
 
 Start-up runs in the background while liveness already answers, one step at a time, each
 logged with its duration and the seal digest: load -> environment diff -> golden replay ->
-warm-up -> ready (integrity and device were checked before, in ``runner.preflight``).
+warm-up -> ready (integrity and device were checked before, in ``runner.preflight``, or
+in the background for a remote seal, which hands its state machine and metrics on).
 SIGTERM in any start-up state stops it where it is: the model never turns ready after it.
 """
 
@@ -45,12 +46,21 @@ STARTING = frozenset({State.LOADING, State.VERIFYING, State.WARMING})
 class ModelServer:
     """Owns what every route needs for one model; routes only translate HTTP to and from it."""
 
-    def __init__(self, seal: Seal, config: ServeConfig, device: DeviceChoice) -> None:
+    def __init__(
+        self,
+        seal: Seal,
+        config: ServeConfig,
+        device: DeviceChoice,
+        *,
+        health: HealthState | None = None,
+        metrics: ServerMetrics | None = None,
+    ) -> None:
         self.seal = seal
         self.config = config
         self.device = device
-        self.metrics = ServerMetrics(max_batch_size=config.max_batch_size)
-        self.health = HealthState(reason="loading the model", on_change=self._entered)
+        self.metrics = metrics or ServerMetrics(max_batch_size=config.max_batch_size)
+        self.health = health or HealthState(reason="loading the model")
+        self.health.observe(self._entered)
         self.metrics.set_state(State.LOADING)
         self.metrics.set_build(seal.name, seal.version, seal.digest)
         self.metrics.set_device(device.device, device.gpu_name)

@@ -10,6 +10,7 @@ other requests do not wait behind them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +42,9 @@ class Serving:
 
     models: ModelRepository
     requests: RequestMetrics
-    openapi: bytes
-    """The OpenAPI document, rendered once from the route table."""
+    openapi: Callable[[], bytes]
+    """The OpenAPI document, rendered once from the route table and the default seal (503
+    while that seal is still being fetched)."""
 
 
 # --- Open Inference Protocol v2 ------------------------------------------------------------
@@ -129,6 +131,9 @@ async def predict(request: Request, serving: Serving) -> Response:
 
 
 async def health(_request: Request, serving: Serving) -> Response:
+    fetch = serving.models.default_fetch
+    if fetch is not None and fetch.model is None:
+        return _json(fetch.health_body(), 503)
     model = serving.models.default
     ok, _reason = await model.readiness()
     body = model.health.snapshot()
@@ -141,6 +146,8 @@ async def health(_request: Request, serving: Serving) -> Response:
         verdict=model.report.verdict.value if model.report else None,
         queue_depth=model.batcher.queue_depth if model.batcher else 0,
     )
+    if fetch is not None:
+        body["fetch"] = fetch.summary()
     return _json(body, 200 if ok else 503)
 
 
@@ -151,12 +158,12 @@ async def seal_document(_request: Request, serving: Serving) -> Response:
 
 
 async def metrics(_request: Request, serving: Serving) -> Response:
-    body = b"".join([serving.requests.render(), *(m.metrics.render() for m in serving.models)])
+    body = b"".join([serving.requests.render(), *(m.render() for m in serving.models.metrics)])
     return Response(body, headers={"content-type": CONTENT_TYPE})
 
 
 async def openapi(_request: Request, serving: Serving) -> Response:
-    return Response(serving.openapi, media_type=JSON)
+    return Response(serving.openapi(), media_type=JSON)
 
 
 # --- helpers --------------------------------------------------------------------------------

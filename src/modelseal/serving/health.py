@@ -1,12 +1,13 @@
 """Readiness as an explicit state machine, and a cached probe that proves inference works.
 
 The server is ready only in state ``READY`` with its last inference probe passing; the
-HTTP status code of the readiness routes, not only their body, says so.
+HTTP status code of the readiness routes, not only their body, says so. A remote seal starts
+in ``FETCHING`` (``serving.fetching``); a local one, already checked, in ``LOADING``.
 
 ::
 
-    LOADING -> VERIFYING -> WARMING -> READY
-       any  -> FAILED      LOADING / VERIFYING / WARMING / READY -> DRAINING
+    FETCHING -> LOADING -> VERIFYING -> WARMING -> READY
+        any  -> FAILED      any but FAILED -> DRAINING
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from modelseal.errors import IllegalTransitionError
 class State(str, Enum):
     """Where the server is in its life."""
 
+    FETCHING = "fetching"
     LOADING = "loading"
     VERIFYING = "verifying"
     WARMING = "warming"
@@ -35,6 +37,7 @@ class State(str, Enum):
 
 
 _NEXT: dict[State, frozenset[State]] = {
+    State.FETCHING: frozenset({State.LOADING, State.FAILED, State.DRAINING}),
     State.LOADING: frozenset({State.VERIFYING, State.FAILED, State.DRAINING}),
     State.VERIFYING: frozenset({State.WARMING, State.FAILED, State.DRAINING}),
     State.WARMING: frozenset({State.READY, State.FAILED, State.DRAINING}),
@@ -58,8 +61,8 @@ class HealthState:
 
     ``ready`` is True only in ``READY`` with the probe passing (a failing probe is a flag,
     not a state, so the server returns to ready once the probe passes again). Thread-safe:
-    the start-up pipeline may move it from a worker thread. ``on_change`` is called with each
-    new state (for a metric), outside the lock.
+    the start-up pipeline may move it from a worker thread. ``on_change`` (and each callback
+    given to ``observe``) is called with each new state (for a metric), outside the lock.
     """
 
     def __init__(
@@ -67,10 +70,11 @@ class HealthState:
         reason: str = "starting",
         *,
         on_change: Callable[[State], None] | None = None,
+        state: State = State.LOADING,
     ) -> None:
         self._lock = threading.Lock()
-        self._on_change = on_change
-        self._history: list[Transition] = [Transition(State.LOADING, reason, time.time())]
+        self._observers = [on_change] if on_change is not None else []
+        self._history: list[Transition] = [Transition(state, reason, time.time())]
         self._entered = time.monotonic()
         self._probe_ok = True
         self._probe_reason = "not probed yet"
@@ -114,8 +118,12 @@ class HealthState:
                 )
             self._history.append(Transition(state, reason, time.time()))
             self._entered = time.monotonic()
-        if self._on_change is not None:
-            self._on_change(state)
+        for observer in self._observers:
+            observer(state)
+
+    def observe(self, on_change: Callable[[State], None]) -> None:
+        """Call ``on_change`` with each state entered from now on (as ``on_change`` above)."""
+        self._observers.append(on_change)
 
     def set_probe(self, ok: bool, reason: str) -> None:
         """Record the latest inference probe result (see :class:`InferenceProbe`)."""

@@ -121,7 +121,7 @@ class ServerMetrics:
         )
         self.state = EnumMetric(
             "modelseal_state",
-            "The server's state (loading, verifying, warming, ready, failed, draining).",
+            "The server's state (fetching, loading, verifying, warming, ready, failed, draining).",
             states=[state.value for state in State],
             registry=registry,
         )
@@ -206,6 +206,42 @@ class ServerMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class FetchMetrics:
+    """How the fetch of a remote seal goes, on its model's registry (``ServerMetrics``)."""
+
+    def __init__(self, registry: CollectorRegistry, seconds: Callable[[], float]) -> None:
+        self.bytes = Gauge(
+            "modelseal_fetch_bytes",
+            "Bytes of the seal fetched so far (parts kept from an earlier start included).",
+            registry=registry,
+        )
+        self.size = Gauge(
+            "modelseal_fetch_size_bytes",
+            "Size of the seal being fetched (0 until known).",
+            registry=registry,
+        )
+        self.retries = Counter(
+            "modelseal_fetch_retries",
+            "Transient errors retried while fetching the seal.",
+            registry=registry,
+        )
+        self.seconds = Gauge(
+            "modelseal_fetch_seconds",
+            "Seconds spent fetching the seal (so far, while it is fetched).",
+            registry=registry,
+        )
+        self.seconds.set_function(seconds)
+        self._retries = 0
+
+    def observe(self, bytes_done: int, bytes_total: int | None, retries: int) -> None:
+        """Record a progress snapshot of the fetch."""
+        self.bytes.set(bytes_done)
+        self.size.set(bytes_total or 0)
+        if retries > self._retries:
+            self.retries.inc(retries - self._retries)
+            self._retries = retries
 
 
 def batch_size_buckets(max_batch_size: int) -> tuple[float, ...]:

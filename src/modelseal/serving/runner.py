@@ -1,10 +1,13 @@
 """``modelseal serve``: pre-flight checks, then uvicorn with a graceful drain on SIGTERM.
 
 Pre-flight (before the port is bound): resolve the source, check every digest, choose the
-device. A corrupt seal or a missing GPU exits non-zero at once, naming what is wrong. With
-``--drift exit`` a failed start-up verification (drift, or a model that cannot load or run
-here) exits 1 too, once the report is logged, for Compose and plain Docker where nothing
-reads readiness.
+device. A corrupt seal or a missing GPU exits non-zero at once, naming what is wrong. A
+remote seal (``s3://``, ``https://``, ``models:/``) runs the same pre-flight in the
+background after the port is bound, so that a long download shows its progress on
+``/health`` (``serving.fetching``); if it fails, the process exits non-zero as soon as the
+reason is logged. With ``--drift exit`` a failed start-up verification (drift, or a model
+that cannot load or run here) exits 1 too, once the report is logged, for Compose and plain
+Docker where nothing reads readiness.
 
 The drain contract. The first SIGTERM turns readiness 503 at once and stops a start-up still
 under way (the model never turns ready after it). A server that was ready keeps serving for
@@ -21,9 +24,13 @@ once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
+import threading
+from functools import partial
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -34,20 +41,29 @@ from modelseal.serving.app import create_app
 from modelseal.serving.config import ServeConfig
 from modelseal.serving.core import ModelServer
 from modelseal.serving.device import DeviceChoice, choose_device
+from modelseal.serving.fetching import SealFetch, is_remote
 from modelseal.serving.logs import configure_logging, get_logger
 from modelseal.serving.protocol import ConnectionLimits, protocol_with
 from modelseal.serving.repository import ModelRepository
-from modelseal.sources import resolve
+from modelseal.sources import ProgressObserver, SealCache, parse_pin, resolve
+from modelseal.sources.cache import default_cache_dir, parse_max_bytes
 
 log = get_logger("runner")
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
 def preflight(
-    source: str, config: ServeConfig, expect_digest: str | None = None
+    source: str,
+    config: ServeConfig,
+    expect_digest: str | None = None,
+    *,
+    cache: SealCache | None = None,
+    progress: ProgressObserver | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[Seal, DeviceChoice]:
-    """Everything that must fail before the server binds its port."""
-    seal = resolve(source, expect_digest)
+    """Everything that must fail before the server takes traffic (for a local seal, before
+    it binds its port)."""
+    seal = resolve(source, expect_digest, progress=progress, cache=cache, cancel=cancel)
     device = choose_device(config.device, seal.runtime, config.require_gpu)
     if config.half and not device.device.startswith("cuda"):
         raise DeviceError(
@@ -68,11 +84,30 @@ def preflight(
     return seal, device
 
 
-def serve(source: str, config: ServeConfig, expect_digest: str | None = None) -> None:
-    """Serve until SIGTERM or SIGINT; raises the start-up failure under ``--drift exit``."""
+def serve(
+    source: str,
+    config: ServeConfig,
+    expect_digest: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+    cache_max_bytes: int | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT; raises the start-up failure under ``--drift exit``, and
+    a remote seal's fetch failure. ``cache_dir`` and ``cache_max_bytes`` size the cache that
+    a remote seal is fetched into (default: ``MODELSEAL_CACHE_DIR``, ``..._MAX_BYTES``)."""
     configure_logging(config.log_format)
-    seal, device = preflight(source, config, expect_digest)
-    models = ModelRepository([ModelServer(seal, config, device)])
+    if is_remote(source):
+        parse_pin(expect_digest)  # a malformed pin is a usage error before the port is bound
+        from_environment = parse_max_bytes(os.environ.get("MODELSEAL_CACHE_MAX_BYTES"))
+        cache = SealCache(
+            cache_dir or default_cache_dir(os.environ),
+            from_environment if cache_max_bytes is None else cache_max_bytes,
+        )
+        checks = partial(preflight, source, config, expect_digest, cache=cache)
+        models = ModelRepository(fetches=[SealFetch(source, config, checks)])
+    else:
+        seal, device = preflight(source, config, expect_digest)
+        models = ModelRepository([ModelServer(seal, config, device)])
     app = create_app(models)
     limits = ConnectionLimits(
         config.header_timeout_s, config.body_timeout_s, config.max_connections, app.refusal
@@ -89,6 +124,11 @@ def serve(source: str, config: ServeConfig, expect_digest: str | None = None) ->
     )
     server = DrainingServer(uvicorn_config, models)
     server.run()
+    if models.fetch_stuck:
+        # Exit without joining the download threads still blocked in a read: every request
+        # was answered, and the partial download is resumable whatever state it is in.
+        logging.shutdown()
+        os._exit(0)
     if server.startup_failure is not None:
         raise server.startup_failure
 
@@ -107,15 +147,14 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
-        if self.models.default.config.drift == "exit":
-            self._watch = self._loop.create_task(self._exit_if_startup_fails())
+        self._watch = self._loop.create_task(self._exit_if_startup_fails())
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._drain is not None or self._loop is None:
             self.force_exit = self._drain is not None
             super().handle_exit(sig, frame)
             return
-        window = self.models.default.config.drain_seconds if sig == signal.SIGTERM else 0.0
+        window = self.models.config.drain_seconds if sig == signal.SIGTERM else 0.0
         log.info("signal %s: draining", signal.Signals(sig).name)
         self._loop.call_soon_threadsafe(self._start_drain, window)
 
@@ -134,10 +173,16 @@ class DrainingServer(uvicorn.Server):
 
     async def _exit_if_startup_fails(self) -> None:
         failure = await self.models.settled()
-        if failure is not None and self._drain is None:
+        if failure is None or self._drain is not None:
+            return
+        if failure is self.models.fetch_failure:
+            log.error("the seal could not be fetched: exiting")
+        elif self.models.config.drift == "exit":
             log.error("start-up verification failed (--drift exit): exiting with status 1")
-            self.startup_failure = failure
-            self.should_exit = True
+        else:
+            return
+        self.startup_failure = failure
+        self.should_exit = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self._stop_listening()

@@ -1,7 +1,8 @@
 """Progress of a fetch, reported to an observer: a rich bar in a terminal, log lines in logs.
 
-The resolver reports ``FetchProgress`` snapshots (bytes done and total, rate, ETA) to any
-callable, so a server can show them on its health endpoint while it fetches.
+The resolver reports ``FetchProgress`` snapshots (bytes done and total, rate, ETA, retries)
+to any callable, so a server can show them on its health endpoint while it fetches. A fetch
+given a ``cancel`` event stops at the next piece that arrives once it is set.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from modelseal.errors import FetchCancelledError
+
 log = logging.getLogger("modelseal.sources")
 Phase = Literal["downloading", "done", "failed"]
 RATE_WINDOW_S = 5.0
@@ -42,6 +45,8 @@ class FetchProgress:
     bytes_total: int | None
     rate_bytes_per_s: float | None
     eta_s: float | None
+    retries: int = 0
+    """Transient errors retried so far."""
 
     @property
     def fraction(self) -> float | None:
@@ -55,32 +60,48 @@ ProgressObserver = Callable[[FetchProgress], None]
 
 
 class ProgressMeter:
-    """Counts the bytes of one fetch from any thread and reports snapshots to an observer:
-    at most every ``REPORT_INTERVAL_S``, and always at the start and the end."""
+    """Counts the bytes of one fetch from any thread and reports snapshots to an observer, one
+    at a time: at most every ``REPORT_INTERVAL_S``, always at the start and the end, and once
+    more ``REPORT_INTERVAL_S`` after bytes that were not reported (so a download that stalls
+    shows all that arrived, not what arrived by its last report).
+
+    ``retries`` says how many retries the fetch made so far; once ``cancel`` is set, counting
+    more bytes raises ``FetchCancelledError`` (in the thread that downloaded them).
+    """
 
     def __init__(
         self,
         source: str,
         observer: ProgressObserver | None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        retries: Callable[[], int] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.source = source
         self.observer = observer
         self._clock = clock
+        self._retries = retries
+        self._cancel = cancel
         self._lock = threading.Lock()
         self._done = 0
         self._total: int | None = None
         self._samples: list[tuple[float, int]] = []
+        self._reporting = threading.Lock()
         self._last_report = float("-inf")
+        self._trailing: threading.Timer | None = None
+        self._open = False
 
     @property
     def bytes_done(self) -> int:
         return self._done
 
     def start(self, total: int | None) -> None:
+        self._check_cancel()
         with self._lock:
             self._total, self._done = total, 0
             self._samples = [(self._clock(), 0)]
+        self._open = True
         self._report("downloading", force=True)
 
     def skip(self, count: int) -> None:
@@ -90,12 +111,13 @@ class ProgressMeter:
             self._samples = [(time, done + count) for time, done in self._samples]
 
     def add(self, count: int) -> None:
+        self._check_cancel()
         with self._lock:
             self._done += count
         self._report("downloading")
 
     def finish(self, ok: bool = True) -> None:
-        self._report("done" if ok else "failed", force=True)
+        self._report("done" if ok else "failed", force=True, last=True)
 
     def snapshot(self, phase: Phase) -> FetchProgress:
         with self._lock:
@@ -106,16 +128,46 @@ class ProgressMeter:
             first_time, first_done = self._samples[0]
         rate = (done - first_done) / (now - first_time) if now > first_time else None
         eta = (total - done) / rate if rate and total is not None and total >= done else None
-        return FetchProgress(self.source, phase, done, total, rate, eta)
+        retries = self._retries() if self._retries is not None else 0
+        return FetchProgress(self.source, phase, done, total, rate, eta, retries)
 
-    def _report(self, phase: Phase, *, force: bool = False) -> None:
+    def _check_cancel(self) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise FetchCancelledError(
+                f"{self.source}: the fetch was stopped; its partial download is kept for the "
+                "next start"
+            )
+
+    def _report(self, phase: Phase, *, force: bool = False, last: bool = False) -> None:
         if self.observer is None:
             return
-        now = self._clock()
-        if not force and now - self._last_report < REPORT_INTERVAL_S:
-            return
-        self._last_report = now
-        self.observer(self.snapshot(phase))
+        with self._reporting:
+            if not (force or self._open):
+                return  # a trailing report that comes after the end
+            now = self._clock()
+            wait = REPORT_INTERVAL_S - (now - self._last_report)
+            if not force and wait > 0:
+                self._trail(wait)
+                return
+            self._last_report = now
+            if last:
+                self._open = False
+                if self._trailing is not None:
+                    self._trailing.cancel()
+                    self._trailing = None
+            self.observer(self.snapshot(phase))
+
+    def _trail(self, wait: float) -> None:
+        """Report once more after ``wait`` seconds, unless that is already planned."""
+        if self._trailing is None:
+            self._trailing = threading.Timer(wait, self._report_trailing)
+            self._trailing.daemon = True
+            self._trailing.start()
+
+    def _report_trailing(self) -> None:
+        with self._reporting:
+            self._trailing = None
+        self._report("downloading")
 
 
 def terminal_progress() -> ProgressObserver:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelseal.errors import SourceError
+from modelseal.errors import FetchCancelledError, SourceError
 from modelseal.seal.archive import SIGNATURES_DIR, ExtractedSeal
 from modelseal.seal.digests import check_files, raise_on_failures
 from modelseal.seal.manifest import MANIFEST_FILE, SealManifest, parse_manifest
@@ -182,7 +182,10 @@ def _watch_folder(root: Path, context: FetchContext) -> Iterator[None]:
         reported = 0
         while not stop.wait(POLL_S):
             written = _bytes_under(root)
-            context.meter.add(written - reported)
+            try:
+                context.meter.add(written - reported)
+            except FetchCancelledError:
+                return  # MLflow's own download cannot be stopped midway: it runs to its end
             reported = written
 
     watcher = threading.Thread(target=poll, name="modelseal-registry-progress", daemon=True)

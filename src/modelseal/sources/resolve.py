@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,7 +48,7 @@ from modelseal.sources.locations import (
     parse_source,
 )
 from modelseal.sources.progress import ProgressMeter, ProgressObserver, terminal_progress
-from modelseal.sources.retry import Retrier, RetryPolicy
+from modelseal.sources.retry import Retrier, RetryPolicy, cancellable_sleep
 
 log = logging.getLogger("modelseal.sources")
 _PIN = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
@@ -60,6 +61,7 @@ def resolve(
     progress: ProgressObserver | None = None,
     cache: SealCache | None = None,
     environ: Mapping[str, str] | None = None,
+    cancel: threading.Event | None = None,
 ) -> Seal:
     """The seal at ``source``, every file checked against its manifest.
 
@@ -67,6 +69,8 @@ def resolve(
     the manifest, a seal whose manifest digest differs. ``progress`` receives snapshots of a
     download (default: a bar in a terminal, log lines otherwise); ``cache`` defaults to the
     one the environment names (``MODELSEAL_CACHE_DIR``, ``MODELSEAL_CACHE_MAX_BYTES``).
+    Setting ``cancel`` stops a remote fetch at its next piece or retry with
+    ``FetchCancelledError``, keeping the partial download to resume later.
     """
     values = os.environ if environ is None else environ
     pin = parse_pin(expect_digest)
@@ -81,6 +85,7 @@ def resolve(
         terminal_progress() if progress is None else progress,
         RetryPolicy.from_environment(values),
         DownloadSettings.from_environment(values),
+        cancel,
     )
 
 
@@ -164,9 +169,14 @@ def _resolve_remote(
     observer: ProgressObserver,
     policy: RetryPolicy,
     settings: DownloadSettings,
+    cancel: threading.Event | None,
 ) -> Seal:
     where = fetcher.description
-    retrier = Retrier(policy, where)
+    retrier = (
+        Retrier(policy, where, sleep=cancellable_sleep(cancel, where))
+        if cancel is not None
+        else Retrier(policy, where)
+    )
     manifest = fetcher.probe(retrier)
     if manifest is not None:
         check_pin(manifest.digest, pin, where)
@@ -182,7 +192,7 @@ def _resolve_remote(
     with cache.fetching(fetcher.key, where) as work:
         if manifest is not None and (cached := _cached(cache, manifest.digest, where)):
             return cached
-        meter = ProgressMeter(where, observer)
+        meter = ProgressMeter(where, observer, retries=lambda: retrier.retries, cancel=cancel)
         context = FetchContext(
             settings, retrier, meter, lambda found: check_pin(found.digest, pin, where)
         )

@@ -16,11 +16,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from modelseal.errors import SourceError, UsageError
+from modelseal.errors import FetchCancelledError, SourceError, UsageError
 from modelseal.sources.redact import redact
 
 log = logging.getLogger("modelseal.sources")
 T = TypeVar("T")
+
+
+def cancellable_sleep(cancel: threading.Event, what: str) -> Callable[[float], None]:
+    """A ``Retrier`` sleep that ends early, raising ``FetchCancelledError``, once ``cancel``
+    is set."""
+
+    def sleep(seconds: float) -> None:
+        if cancel.wait(seconds):
+            raise FetchCancelledError(
+                f"{what}: the fetch was stopped while waiting to retry; its partial download "
+                "is kept for the next start"
+            )
+
+    return sleep
 
 
 class TransientFetchError(Exception):
