@@ -110,3 +110,14 @@ class ChecksFailedError(SealError):
     def __init__(self, message: str, report: BaseModel | None = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class UntrustedSealError(IntegrityError):
+    """Trusted keys are configured, and no valid signature by one of them covers the seal's
+    digest: it is unsigned, signed only by other keys, or its signature does not match."""
+
+
+class UnsignedPickleError(UntrustedSealError):
+    """Loading the model would unpickle (which runs whatever code the bytes name), and nobody
+    trusted vouched for the seal (no trusted signature, no pinned digest), nor did the
+    operator accept the risk (``--allow-unsigned-pickle``)."""

@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path, PurePosixPath
 
 from modelseal.errors import SealFormatError, UnsafeArchiveError
+from modelseal.seal.digests import is_signature_path
 from modelseal.seal.manifest import MANIFEST_FILE, SealManifest, parse_manifest
 
 COPY_CHUNK = 1 << 20
@@ -80,7 +81,7 @@ def _plan_extraction(
                 f"{archive}: member {member.name!r} is a device, FIFO or other special file; "
                 "seals hold only regular files"
             )
-        if relative.as_posix() not in allowed:
+        if relative.as_posix() not in allowed and not is_signature_path(relative.as_posix()):
             raise UnsafeArchiveError(
                 f"{archive}: member {member.name!r} is not listed in the seal's manifest; "
                 "refusing to extract files nobody sealed"

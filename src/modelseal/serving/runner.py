@@ -1,7 +1,8 @@
 """``modelseal serve``: pre-flight checks, then uvicorn with a graceful drain on SIGTERM.
 
-Pre-flight (before the port is bound): resolve the source, check every digest, choose the
-device. A corrupt seal or a missing GPU exits non-zero at once, naming what is wrong.
+Pre-flight (before the port is bound): resolve the source, check every digest, admit the
+seal under the trust policy (signatures, the pickle gate), choose the device. A corrupt or
+untrusted seal or a missing GPU exits non-zero at once, naming what is wrong.
 
 Drain: the first SIGTERM flips readiness to 503 and keeps serving for ``drain_seconds``
 (so load balancers and Kubernetes endpoints catch up), with ``Connection: close`` on every
@@ -21,12 +22,14 @@ import uvicorn
 
 from modelseal.errors import DeviceError
 from modelseal.seal.artifact import Seal, open_seal
+from modelseal.seal.trust import TrustPolicy
 from modelseal.serving.app import create_app
 from modelseal.serving.config import ServeConfig
 from modelseal.serving.core import ModelServer
 from modelseal.serving.device import DeviceChoice, choose_device
 from modelseal.serving.logs import configure_logging, get_logger
 from modelseal.sources import resolve_source
+from modelseal.verify import admit
 
 log = get_logger("runner")
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -34,9 +37,12 @@ QUIET_SECONDS = 0.25
 LINGER_LIMIT_SECONDS = 5.0
 
 
-def preflight(source: str, config: ServeConfig) -> tuple[Seal, DeviceChoice]:
+def preflight(
+    source: str, config: ServeConfig, trust: TrustPolicy | None = None
+) -> tuple[Seal, DeviceChoice]:
     """Everything that must fail before the server binds its port."""
     seal = open_seal(resolve_source(source))
+    admit(seal, trust or TrustPolicy())
     device = choose_device(config.device, seal.runtime, config.require_gpu)
     if config.half and not device.device.startswith("cuda"):
         raise DeviceError(
@@ -57,9 +63,9 @@ def preflight(source: str, config: ServeConfig) -> tuple[Seal, DeviceChoice]:
     return seal, device
 
 
-def serve(source: str, config: ServeConfig) -> None:
+def serve(source: str, config: ServeConfig, trust: TrustPolicy | None = None) -> None:
     configure_logging(config.log_format)
-    seal, device = preflight(source, config)
+    seal, device = preflight(source, config, trust)
     server = ModelServer(seal, config, device)
     uvicorn_config = uvicorn.Config(
         create_app(server),
