@@ -50,7 +50,7 @@ class TrustPolicy:
     @classmethod
     def from_options(
         cls,
-        trusted_keys: Sequence[Path] = (),
+        trusted_keys: Sequence[str | os.PathLike[str]] = (),
         *,
         expect_digest: str | None = None,
         allow_unsigned_pickle: bool = False,
@@ -60,7 +60,7 @@ class TrustPolicy:
         ``MODELSEAL_TRUSTED_KEYS`` (separated by ``os.pathsep``)."""
         values = os.environ if environ is None else environ
         listed = values.get(TRUSTED_KEYS_VARIABLE, "").split(os.pathsep)
-        paths = list(trusted_keys) or [Path(entry) for entry in listed if entry]
+        paths = [Path(path) for path in trusted_keys] or [Path(entry) for entry in listed if entry]
         return cls(load_trusted_keys(paths), expect_digest, allow_unsigned_pickle)
 
     @property
