@@ -175,6 +175,7 @@ def test_the_committed_schemas_are_the_report_models() -> None:
         "remote-verify-report.schema.json",
         "diff-report.schema.json",
         "error-report.schema.json",
+        "doctor-report.schema.json",
     }
     for name, model in GENERATED.items():
         assert (SCHEMAS / name).read_text() == render(model), name

@@ -49,8 +49,8 @@ def test_require_gpu_fails_fast_with_what_to_check(demo_seal_path: Path) -> None
 def test_a_model_that_cannot_load_here_fails_with_the_reason_on_health_and_seal(
     tmp_path: Path,
 ) -> None:
-    seal = seal_of_a_vanished_module(tmp_path)
-    server = start_server(seal.root, tmp_path, wait_for="live")
+    seal = seal_of_a_vanished_module(tmp_path)  # a joblib seal nobody signed
+    server = start_server(seal.root, tmp_path, "--allow-unsigned-pickle", wait_for="live")
     try:
         health = wait_settled(server)
         assert health.status_code == 503
