@@ -112,6 +112,22 @@ class ChecksFailedError(SealError):
         self.report = report
 
 
+class NoCulpritError(SealError):
+    """``modelseal bisect`` could not isolate the change that breaks the replay."""
+
+    def __init__(self, message: str, report: BaseModel | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class UnknownRouteError(SealError):
+    """A request for a path the server has no route for (HTTP 404)."""
+
+
+class MethodNotAllowedError(SealError):
+    """A request with a method its path's route does not take (HTTP 405)."""
+
+
 class UntrustedSealError(IntegrityError):
     """Trusted keys are configured, and no valid signature by one of them covers the seal's
     digest: it is unsigned, signed only by other keys, or its signature does not match."""
