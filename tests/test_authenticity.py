@@ -377,6 +377,13 @@ def test_a_signature_without_a_trusted_key_does_not_vouch_for_a_pickle(
 
 def test_a_pinned_digest_vouches_for_a_pickle(joblib_copy: Path) -> None:
     digest = open_seal(joblib_copy).digest
+    verified = run_modelseal(
+        "verify", "--json", str(joblib_copy), "--expect-digest", f"sha256:{digest}"
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["verdict"] == "consistent"
+    assert "unpickles" not in verified.stderr
+
     pinned = TrustPolicy(expect_digest=f"sha256:{digest}")
     assert verify(joblib_copy, trust=pinned).verdict is Verdict.CONSISTENT
     other = TrustPolicy(expect_digest="sha256:" + "0" * 64)

@@ -73,6 +73,7 @@ def mlflow_model(folder: Path, **options: Any) -> Path:
 
 
 @pytest.mark.filterwarnings("ignore:Failed to infer signature from type hint")
+@pytest.mark.filterwarnings("ignore:.*Type hint used in the model's predict function")
 def test_mlflow_says_only_skops_and_onnx_flavors_load_without_pickle(tmp_path: Path) -> None:
     import mlflow.onnx
     import mlflow.pyfunc
