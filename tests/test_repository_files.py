@@ -18,7 +18,11 @@ def tracked_text_files() -> list[Path]:
         check=True,
     ).stdout.decode()
     paths = [REPOSITORY_ROOT / name for name in listing.split("\0") if name]
-    return [path for path in paths if path.suffix in {".py", ".md", ".toml", ".yaml", ".yml", ".txt", ".in", ".lock", ""}]
+    return [
+        path
+        for path in paths
+        if path.suffix in {".py", ".md", ".toml", ".yaml", ".yml", ".txt", ".in", ".lock", ""}
+    ]
 
 
 def test_no_tracked_file_holds_a_merge_conflict_marker() -> None:

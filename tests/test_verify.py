@@ -19,10 +19,12 @@ from modelseal.errors import DriftError, UsageError
 from modelseal.golden.compare import compare_output
 from modelseal.golden.tolerance import parse_policy
 from modelseal.runtimes.numpy_function import NumpyFunction
+from modelseal.seal.trust import TrustPolicy
 from modelseal.verify import (
     OutputReplay,
     Verdict,
     Verification,
+    admit,
     explain_failures,
     verify,
 )
@@ -89,6 +91,7 @@ def test_the_steps_fill_one_verification_by_name(demo_seal_path: Path) -> None:
 
 def test_a_model_that_cannot_load_is_a_verdict_of_its_verification(tmp_path: Path) -> None:
     seal = seal_of_a_vanished_module(tmp_path)
+    admit(seal, TrustPolicy(allow_unsigned_pickle=True))  # a joblib seal nobody signed
     verification = Verification.start(seal)
     assert verification.load() is None
     assert verification.failure is not None
@@ -147,7 +150,7 @@ def test_the_default_policy_of_the_ranker_flags_the_swap(drifted_ranker: Path) -
 
 def test_a_pickle_of_a_module_that_no_longer_exists_is_load_failed(tmp_path: Path) -> None:
     seal = seal_of_a_vanished_module(tmp_path)
-    result = modelseal("verify", "--json", str(seal.root))
+    result = modelseal("verify", "--json", str(seal.root), "--allow-unsigned-pickle")
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["verdict"] == "load-failed"

@@ -16,10 +16,14 @@ from modelseal.errors import (
     SealFormatError,
     SourceError,
     UnsafeArchiveError,
+    UnsignedPickleError,
+    UntrustedSealError,
     UsageError,
 )
 from modelseal.pack import pack
 from modelseal.seal.artifact import Seal, open_seal
+from modelseal.seal.signatures import sign_seal as sign
+from modelseal.seal.trust import Trust, TrustPolicy
 from modelseal.types import NamedArrays, OutputKind, Signature, TensorSpec
 from modelseal.verify import Verdict, VerifyReport, verify
 
@@ -38,7 +42,11 @@ __all__ = [
     "Signature",
     "SourceError",
     "TensorSpec",
+    "Trust",
+    "TrustPolicy",
     "UnsafeArchiveError",
+    "UnsignedPickleError",
+    "UntrustedSealError",
     "UsageError",
     "Verdict",
     "VerifyReport",
@@ -46,5 +54,6 @@ __all__ = [
     "capture_environment",
     "open_seal",
     "pack",
+    "sign",
     "verify",
 ]

@@ -46,9 +46,12 @@ from modelseal.reports import (
 from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.runtimes.registry import available_runtimes, get_runtime
 from modelseal.seal.artifact import Seal
+from modelseal.seal.keys import DEFAULT_KEY_TYPE, KeyType, generate_key_pair
+from modelseal.seal.signatures import sign_seal
+from modelseal.seal.trust import ALLOW_UNSIGNED_PICKLE_VARIABLE, TrustPolicy, authenticate
 from modelseal.serving.config import DriftPolicy, LogFormat, NanPolicy, ServeConfig
 from modelseal.sources import resolve, resolve_source
-from modelseal.verify import diff_sources, verify
+from modelseal.verify import diff_sources, seal_pickle_on_load, verify
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
@@ -233,9 +236,12 @@ def inspect(
     seal_path: Annotated[str, typer.Argument(metavar="SEAL", help=SOURCE_HELP)],
     as_json: JsonFlag = False,
     expect_digest: ExpectDigest = None,
+    trusted_key: TrustedKeyOption = None,
 ) -> None:
-    """Show a seal's manifest, files, digests and environment summary (checks every file)."""
+    """Show a seal's manifest, files, digests, signatures and environment summary (checks
+    every file; with trusted keys, refuses a seal none of them signed)."""
     seal = resolve(seal_path, expect_digest)
+    authenticate(seal, TrustPolicy.from_options(trusted_key or (), expect_digest=expect_digest))
     if as_json:
         print_json(inspect_data(seal))
         return
@@ -264,6 +270,7 @@ def inspect_data(seal: Seal) -> dict[str, Any]:
             "blas": [pool.model_dump(mode="json") for pool in environment.blas],
         },
         "lock": seal.lock_lines(),
+        **trust_data(seal),
     }
 
 
@@ -366,6 +373,8 @@ def serve(
     expect_digest: ExpectDigest = None,
     cache_dir: CacheDirOption = None,
     cache_max_bytes: CacheMaxBytesOption = None,
+    trusted_key: TrustedKeyOption = None,
+    allow_unsigned_pickle: AllowUnsignedPickleOption = False,
 ) -> None:
     """Serve a seal over HTTP (OIP v2 and /predict) once it proves it reproduces."""
     from modelseal.serving.runner import serve as run_server
@@ -393,10 +402,12 @@ def serve(
         access_log=access_log,
         log_format=log_format,
     )
+    trust = TrustPolicy.from_options(
+        trusted_key or (), expect_digest=expect_digest, allow_unsigned_pickle=allow_unsigned_pickle
+    )
     run_server(
-        source, config, expect_digest=expect_digest, cache_dir=cache_dir,
-        cache_max_bytes=parse_max_bytes(cache_max_bytes),
-    )  # fmt: skip
+        source, config, trust, cache_dir=cache_dir, cache_max_bytes=parse_max_bytes(cache_max_bytes)
+    )
 
 
 @app.command()
@@ -469,13 +480,19 @@ def verify_command(
         ),
     ] = None,
     expect_digest: ExpectDigest = None,
+    trusted_key: TrustedKeyOption = None,
+    allow_unsigned_pickle: AllowUnsignedPickleOption = False,
 ) -> None:
-    """Verify a seal here: integrity, environment drift, and a replay of its golden inputs."""
+    """Verify a seal here: integrity, signatures, environment drift, and a replay of its
+    golden inputs."""
+    trust = TrustPolicy.from_options(
+        trusted_key or (), expect_digest=expect_digest, allow_unsigned_pickle=allow_unsigned_pickle
+    )
     if url is not None:
-        _verify_remote(source, url, tolerance or [], batch_size, as_json, expect_digest)
+        _verify_remote(source, url, tolerance or [], batch_size, as_json, trust)
         return
-    seal = resolve(source, expect_digest)
-    report = verify(seal, tolerance=tolerance or (), batch_sizes=batch_size or None)
+    seal = resolve(source, trust.expect_digest)
+    report = verify(seal, tolerance=tolerance or (), batch_sizes=batch_size or None, trust=trust)
     if as_json:
         print_json(report.model_dump(mode="json"))
     else:
@@ -489,12 +506,13 @@ def _verify_remote(
     tolerance: list[str],
     batch_sizes: list[int] | None,
     as_json: bool,
-    expect_digest: str | None,
+    trust: TrustPolicy,
 ) -> None:
     from modelseal.remote import verify_server
     from modelseal.reports import remote_view
 
-    seal = resolve(source, expect_digest)
+    seal = resolve(source, trust.expect_digest)
+    authenticate(seal, trust)
     report = verify_server(seal, url, tolerance=tolerance, batch_sizes=batch_sizes)
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -844,4 +862,79 @@ def k8s_command(
     stderr.print(
         f"startupProbe budget {sizing.startup_budget_seconds} s; memory request "
         f"{sizing.memory_request_bytes >> 20} MiB, limit {sizing.memory_limit_bytes >> 20} MiB"
+    )
+
+
+# --- authenticity: keys, signatures, and what the operator trusts -------------------------
+# The trust options of inspect, verify and serve are defined here, with the commands they
+# belong to; typer reads the annotations above only once the whole module is loaded.
+
+TrustedKeyOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--trusted-key",
+        metavar="PUB.pem",
+        help="Refuse seals not signed by this public key (PEM, or a folder of .pem files); "
+        "repeatable. Default: MODELSEAL_TRUSTED_KEYS (files or folders, ':'-separated).",
+    ),
+]
+AllowUnsignedPickleOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unsigned-pickle",
+        envvar=ALLOW_UNSIGNED_PICKLE_VARIABLE,
+        help="Load a model that unpickles (joblib, torch, most MLflow flavors) from a seal no "
+        "trusted key signed: whoever can write the seal can then run code here (logged).",
+    ),
+]
+
+
+def trust_data(seal: Seal) -> dict[str, Any]:
+    """The ``inspect --json`` fields on authenticity: signatures, trusted keys, pickle."""
+    trust = seal.trust
+    return {
+        "signatures": [s.model_dump(mode="json") for s in trust.signatures] if trust else [],
+        "trusted_keys": [key.fingerprint for key in trust.trusted_keys] if trust else [],
+        "pickle_on_load": seal_pickle_on_load(seal),
+    }
+
+
+@app.command()
+def keygen(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", metavar="KEY", help="Writes KEY.pem (private, 0600), KEY.pub.pem."
+        ),
+    ],
+    key_type: Annotated[
+        KeyType, typer.Option("--type", help="ecdsa-p256 (openssl verifies it) or ed25519.")
+    ] = DEFAULT_KEY_TYPE,
+) -> None:
+    """Make a signing key pair for `modelseal sign`."""
+    pair = generate_key_pair(output, key_type)
+    stdout.print(f"private key {pair.private_key} (keep it secret; mode 0600)", highlight=False)
+    stdout.print(f"public key  {pair.public_key} (give it to --trusted-key)", highlight=False)
+    stdout.print(f"fingerprint {pair.fingerprint} ({pair.key_type})", highlight=False)
+
+
+@app.command()
+def sign(
+    seal_path: Annotated[
+        Path, typer.Argument(metavar="SEAL", help="Seal folder or archive (.tar, .tar.gz).")
+    ],
+    key: Annotated[Path, typer.Option(metavar="KEY.pem", help="The private key to sign with.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Sign a seal's digest with KEY.pem, into the seal's signatures/ (checks every file)."""
+    signed = sign_seal(seal_path, key)
+    if as_json:
+        print_json({"seal": signed.source, "digest": signed.digest, "files": list(signed.files),
+                    "descriptor": signed.descriptor.model_dump(mode="json")})  # fmt: skip
+        return
+    stdout.print(f"signed {signed.source} digest sha256:{signed.digest}", highlight=False)
+    stdout.print(
+        f"by {signed.descriptor.key_fingerprint} ({signed.descriptor.algorithm}) -> "
+        f"{', '.join(signed.files)}",
+        highlight=False,
     )

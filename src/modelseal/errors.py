@@ -131,3 +131,14 @@ class MethodNotAllowedError(SealError):
 class FetchCancelledError(SealError):
     """A fetch stopped because its caller asked it to (a server told to shut down while it
     was fetching); the partial download is kept, to resume at the next start."""
+
+
+class UntrustedSealError(IntegrityError):
+    """Trusted keys are configured, and no valid signature by one of them covers the seal's
+    digest: it is unsigned, signed only by other keys, or its signature does not match."""
+
+
+class UnsignedPickleError(UntrustedSealError):
+    """Loading the model would unpickle (which runs whatever code the bytes name), and nobody
+    trusted vouched for the seal (no trusted signature, no pinned digest), nor did the
+    operator accept the risk (``--allow-unsigned-pickle``)."""

@@ -25,6 +25,7 @@ from modelseal.verify import (
     OutputReplay,
     Verdict,
     VerifyReport,
+    seal_pickle_on_load,
 )
 
 
@@ -122,7 +123,31 @@ def seal_view(seal: Seal) -> RenderableType:
     for check in seal.file_checks:
         entry = manifest.files[check.path]
         files.add_row(check.path, str(entry.size), entry.sha256, "ok" if check.ok else "FAILED")
-    return Group(head, Text(""), signature, Text(""), files)
+    return Group(head, Text(""), signature, Text(""), files, Text(""), trust_view(seal))
+
+
+def trust_view(seal: Seal) -> RenderableType:
+    """Who signed the seal (each signature valid or not, trusted or not), and whether
+    loading its model unpickles."""
+    trust = seal.trust
+    pickle = seal_pickle_on_load(seal)
+    lines = Text(f"loading unpickles: {'yes, ' + pickle if pickle else 'no'}")
+    if trust is None or not trust.signatures:
+        return Group(Text("signatures: none"), lines)
+    table = Table("file", "algorithm", "key fingerprint", "signature", "signer", title="signatures")
+    for found in trust.signatures:
+        if not trust.trusted_keys:
+            signer = "no keys trusted here"
+        else:
+            signer = "trusted" if found.trusted else "untrusted"
+        table.add_row(
+            found.file,
+            found.algorithm or "-",
+            found.fingerprint or "-",
+            "valid" if found.valid else f"INVALID: {found.problem}",
+            signer,
+        )
+    return Group(table, lines)
 
 
 def blas_summary(pools: list[ThreadPool]) -> str:

@@ -1,13 +1,19 @@
-"""Seal -> verification report: integrity, environment diff, load, golden replay, verdict.
+"""Seal -> verification report: integrity, trust, environment diff, load, golden replay, verdict.
 
 One ``Verification`` holds what each step found, filled by name: ``start`` (golden data and
 tolerance policies), ``load``, ``diff_environment``, ``replay``; ``report()`` turns it into
 the ``VerifyReport``. ``verify`` runs every step for the CLI and CI; the server's start-up
 runs the same steps one at a time, each in a thread, with its own logging in between.
+
+Before any of them, every entry point that loads a model calls ``admit`` on the opened seal:
+its signatures against the operator's ``TrustPolicy``, then the pickle gate (a model whose
+loading unpickles is loaded only from a seal someone trusted vouched for). The load step
+applies the gate again, from the ``Trust`` that ``admit`` recorded on the seal.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Sequence
@@ -23,7 +29,14 @@ from modelseal.environment.fingerprint import capture_environment
 from modelseal.environment.lock import parse_lock
 from modelseal.environment.record import EnvironmentRecord
 from modelseal.environment.risk import Risk
-from modelseal.errors import DriftError, RuntimeLoadError, SealError, SealFormatError, UsageError
+from modelseal.errors import (
+    DriftError,
+    RuntimeLoadError,
+    SealError,
+    SealFormatError,
+    UnsignedPickleError,
+    UsageError,
+)
 from modelseal.golden.compare import OutputComparison, compare_output
 from modelseal.golden.store import Golden, load_golden
 from modelseal.golden.tolerance import (
@@ -32,11 +45,18 @@ from modelseal.golden.tolerance import (
     parse_policy,
     parse_tolerance_options,
 )
-from modelseal.runtimes.base import Loaded
+from modelseal.runtimes.base import Loaded, Runtime
 from modelseal.runtimes.registry import get_runtime
 from modelseal.seal.artifact import Seal, open_seal
+from modelseal.seal.trust import (
+    ALLOW_UNSIGNED_PICKLE_VARIABLE,
+    Trust,
+    TrustPolicy,
+    authenticate,
+)
 from modelseal.types import NamedArrays
 
+log = logging.getLogger("modelseal.trust")
 REPORT_SCHEMA_VERSION = 1
 ROUNDING_ULPS = 1024
 """Differences up to this many ULPs are rounding (summation order), not a changed model."""
@@ -186,10 +206,13 @@ class Verification:
     def load(self, *, half: bool = False) -> Loaded | None:
         """Load the sealed model on ``device``; a failure becomes ``failure``, not an error.
 
-        ``half``: half precision on the GPU, for runtimes that take it (torch)."""
+        Raises ``UnsignedPickleError`` instead of loading a model that unpickles from a seal
+        nobody trusted vouched for (``check_pickle_gate``). ``half``: half precision on the
+        GPU, for runtimes that take it (torch)."""
         started = time.perf_counter()
         self._steps_run.add("load")
         runtime = get_runtime(self.seal.runtime, **({"half": True} if half else {}))
+        check_pickle_gate(runtime, self.seal)  # before a single byte is deserialised
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -268,16 +291,22 @@ def verify(
     tolerance: Sequence[str] = (),
     batch_sizes: Sequence[int] | None = None,
     device: str = "cpu",
+    trust: TrustPolicy | None = None,
 ) -> VerifyReport:
-    """Verify a seal here: integrity, environment, load, replay of the golden inputs.
+    """Verify a seal here: integrity, trust, environment, load, replay of the golden inputs.
 
-    Raises ``IntegrityError``/``SealFormatError`` for a seal that cannot be trusted and
+    Raises ``IntegrityError``/``SealFormatError`` for a seal that cannot be trusted (among
+    them ``UntrustedSealError`` and ``UnsignedPickleError``, see ``admit``) and
     ``UsageError`` for a bad tolerance or batch size; a model that cannot load or run here is
     a verdict (``load-failed``/``run-failed``), not an error. ``batch_sizes``: replay sizes;
-    by default one row at a time and all rows at once.
+    by default one row at a time and all rows at once. ``trust``: the policy to admit the
+    seal under; without one, a seal already admitted keeps its ``Trust`` and any other is
+    admitted under the default policy (no trusted keys, no unsigned pickles).
     """
     started = time.perf_counter()
     seal = source if isinstance(source, Seal) else open_seal(source)
+    if trust is not None or seal.trust is None:
+        admit(seal, trust or TrustPolicy())
     verification = Verification.start(
         seal, tolerance=tolerance, batch_sizes=batch_sizes, device=device
     )
@@ -287,6 +316,80 @@ def verify(
     if verification.loaded is not None:
         verification.replay()
     return verification.report()
+
+
+def admit(seal: Seal, policy: TrustPolicy) -> Trust:
+    """The trust check every entry point that loads a model runs right after opening the seal
+    (``verify``, the server's pre-flight), before anything is loaded.
+
+    ``authenticate`` checks the signatures (``UntrustedSealError`` when trusted keys are
+    configured and none signed the seal), then the pickle gate refuses a model whose loading
+    unpickles unless the seal was vouched for (``UnsignedPickleError``). When the operator
+    accepted an unsigned pickle, says so in a warning, on every start.
+    """
+    trust = authenticate(seal, policy)
+    try:
+        runtime = get_runtime(seal.runtime)
+    except SealError:
+        return trust  # the runtime cannot even be found here: the load step reports that
+    accepted = check_pickle_gate(runtime, seal)
+    if accepted is not None:
+        log.warning(
+            "loading %s unpickles (%s) and %s; loading it anyway because "
+            "--allow-unsigned-pickle (%s) accepts the risk: whoever can write the seal can run "
+            "code here",
+            seal.source, accepted, trust.describe_vouching(), ALLOW_UNSIGNED_PICKLE_VARIABLE,
+            extra={"seal_digest": seal.digest, "model": seal.name, "unsigned_pickle": True},
+        )  # fmt: skip
+    return trust
+
+
+def check_pickle_gate(runtime: Runtime, seal: Seal) -> str | None:
+    """Refuse a model whose loading unpickles from a seal nobody trusted vouched for.
+
+    Reads ``seal.trust`` (recorded by ``admit``; none counts as nobody). Returns None when
+    loading unpickles nothing or the seal was vouched for; the reason, when the operator
+    accepted the risk (``--allow-unsigned-pickle``); raises ``UnsignedPickleError`` otherwise.
+    """
+    reason = pickle_on_load(runtime, seal.model_dir)
+    trust = seal.trust or Trust()
+    if reason is None or trust.vouched:
+        return None
+    if trust.unsigned_pickle_allowed:
+        return reason
+    raise UnsignedPickleError(
+        f"{seal.source}: loading seal {seal.name} {seal.version} would unpickle ({reason}), "
+        f"which runs whatever code those bytes name, and nobody trusted vouched for this seal: "
+        f"{trust.describe_vouching()}. Refusing it before anything is deserialised. Sign it "
+        "(`modelseal keygen -o KEY`, `modelseal sign SEAL --key KEY.pem`) and trust the key "
+        "(--trusted-key KEY.pub.pem), pin its digest (--expect-digest "
+        f"sha256:{seal.digest}), re-seal it in a format that loads without pickle (skops for "
+        "scikit-learn, ONNX), or accept the risk explicitly with --allow-unsigned-pickle "
+        f"({ALLOW_UNSIGNED_PICKLE_VARIABLE}=1)"
+    )
+
+
+def seal_pickle_on_load(seal: Seal) -> str | None:
+    """Why loading the seal's model unpickles, or None (for ``inspect``); a runtime not
+    installed here cannot say, so the answer then says that."""
+    try:
+        runtime = get_runtime(seal.runtime)
+    except SealError as exc:
+        return f"unknown here: the {seal.runtime} runtime cannot be loaded ({exc})"
+    return pickle_on_load(runtime, seal.model_dir)
+
+
+def pickle_on_load(runtime: Runtime, model_dir: Path) -> str | None:
+    """Why loading ``model_dir`` with ``runtime`` unpickles, or None; a third-party runtime
+    that does not say (no ``pickle_on_load``) is taken to unpickle."""
+    declared = getattr(runtime, "pickle_on_load", None)
+    if declared is None:
+        return (
+            f"runtime {runtime.name!r} does not declare whether loading its models unpickles "
+            "(it has no pickle_on_load method), so it is taken to"
+        )
+    reason: str | None = declared(model_dir)
+    return reason
 
 
 def seal_policies(seal: Seal, overrides: Sequence[str] = ()) -> dict[str, TolerancePolicy]:

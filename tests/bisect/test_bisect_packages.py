@@ -27,6 +27,9 @@ pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
 KEEP_ENVS = REPO / ".cache" / "bisect-envs"
+# The legacy environment has no skops: the forest is a joblib pickle nobody signed, which the
+# trials (each a `modelseal verify`) load only when the environment they inherit accepts it.
+UNSIGNED_PICKLE_OK = {"MODELSEAL_ALLOW_UNSIGNED_PICKLE": "1"}
 RTOL, ATOL = 1e-9, 1e-12  # the policy legacy_forest.py seals the probabilities with
 BISECT_TIMEOUT_S = 1800
 
@@ -47,7 +50,7 @@ def bisected(forest_seal: Path) -> tuple[subprocess.CompletedProcess[str], dict[
     before = installed_packages()
     result = run_modelseal(
         "bisect", "--json", "--keep-envs", str(KEEP_ENVS), str(forest_seal),
-        timeout=BISECT_TIMEOUT_S,
+        extra_env=UNSIGNED_PICKLE_OK, timeout=BISECT_TIMEOUT_S,
     )  # fmt: skip
     assert installed_packages() == before, "bisect changed the current environment"
     assert result.stdout, result.stderr
@@ -166,7 +169,7 @@ def test_a_spent_budget_says_so_exits_1_and_leaves_no_environment_behind(
     scratch.mkdir()
     result = run_modelseal(
         "bisect", "--json", "--max-envs", "1", str(forest_seal),
-        extra_env={"TMPDIR": str(scratch)}, timeout=BISECT_TIMEOUT_S,
+        extra_env={"TMPDIR": str(scratch), **UNSIGNED_PICKLE_OK}, timeout=BISECT_TIMEOUT_S,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)

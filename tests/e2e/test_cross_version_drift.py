@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from modelseal.environment.risk import Risk
+from modelseal.seal.trust import TrustPolicy
 from modelseal.verify import Verdict, verify
 from tests.cli_process import run_modelseal
 
@@ -26,6 +27,9 @@ HERE = Path(__file__).parent
 MODELS = ("logreg", "knn", "tree", "forest", "boosting")
 RTOL, ATOL = 1e-6, 1e-9
 METHODS = {"label": "predict", "probabilities": "predict_proba", "scores": "decision_function"}
+# The old training environment has no skops, so its seals are joblib pickles nobody signed:
+# loading them is accepted explicitly, as a team verifying its own old seals would.
+UNSIGNED_PICKLES = TrustPolicy(allow_unsigned_pickle=True)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +73,7 @@ def expected_verdict(seal_dir: Path) -> tuple[Verdict, dict[str, float]]:
 def test_replay_verdict_matches_an_independent_computation(legacy_seals: Path, model: str) -> None:
     seal_dir = legacy_seals / f"{model}.seal"
     verdict, diffs = expected_verdict(seal_dir)
-    report = verify(seal_dir)
+    report = verify(seal_dir, trust=UNSIGNED_PICKLES)
     assert report.verdict is verdict, report.failure
     full_batch = {r.comparison.name: r.comparison for r in report.golden if r.batch_size == 64}
     for output, max_diff in diffs.items():
@@ -84,7 +88,7 @@ def test_replay_verdict_matches_an_independent_computation(legacy_seals: Path, m
 def test_environment_diff_names_each_changed_numerical_package_critical(
     legacy_seals: Path,
 ) -> None:
-    report = verify(legacy_seals / "logreg.seal")
+    report = verify(legacy_seals / "logreg.seal", trust=UNSIGNED_PICKLES)
     critical = {row.subject for row in report.environment if row.risk is Risk.CRITICAL}
     assert {"numpy", "scipy", "scikit-learn"} <= critical
     numpy_row = next(row for row in report.environment if row.subject == "numpy")
@@ -98,7 +102,7 @@ def test_the_cli_reports_load_failed_with_exit_1_and_no_traceback(legacy_seals: 
     if expected_verdict(legacy_seals / "boosting.seal")[0] is not Verdict.LOAD_FAILED:
         pytest.skip("this scikit-learn still loads the old boosting pickle")
     seal = legacy_seals / "boosting.seal"
-    result = run_modelseal("verify", "--json", str(seal))
+    result = run_modelseal("verify", "--json", str(seal), "--allow-unsigned-pickle")
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["verdict"] == "load-failed"

@@ -18,6 +18,9 @@ from modelseal import DeviceError, Seal, UsageError, open_seal, pack
 from modelseal.golden import load_golden
 from modelseal.runtimes import get_runtime
 from modelseal.runtimes.torch import NumericSettings, TorchRuntime
+from modelseal.seal.keys import KeyPair, generate_key_pair
+from modelseal.seal.signatures import sign_seal
+from modelseal.seal.trust import TrustPolicy
 from modelseal.types import Array, NamedArrays, OutputKind
 from modelseal.verify import Verdict, verify
 from tests.cli_process import run_modelseal as modelseal
@@ -33,6 +36,18 @@ from tests.fixtures.torch_models import (
 
 FEATURES = golden_features()
 NO_CUDA = "no CUDA device here: torch.cuda.is_available() is False"
+# Both torch formats unpickle on load, so a torch seal loads only once vouched for: these
+# tests sign their seals and trust the key, as a team serving torch models would.
+
+
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
+    return generate_key_pair(tmp_path_factory.mktemp("keys") / "torch-ci")
+
+
+@pytest.fixture(scope="module")
+def trusted(signer: KeyPair) -> TrustPolicy:
+    return TrustPolicy.from_options([signer.public_key])
 
 
 def as_float32(array: Array) -> npt.NDArray[np.float32]:
@@ -40,10 +55,11 @@ def as_float32(array: Array) -> npt.NDArray[np.float32]:
 
 
 @pytest.fixture(scope="module")
-def seals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Seal]:
-    """The same MLP sealed once as TorchScript and once as an exported program (64 rows)."""
+def seals(tmp_path_factory: pytest.TempPathFactory, signer: KeyPair) -> dict[str, Seal]:
+    """The same MLP sealed once as TorchScript and once as an exported program (64 rows),
+    each signed by ``signer``."""
     folder = tmp_path_factory.mktemp("torch-seals")
-    return {
+    sealed = {
         "torchscript": pack(
             scripted(TinyMLP()), runtime="torch", name="mlp", version="1", golden=FEATURES,
             output=folder / "scripted.seal",
@@ -53,6 +69,9 @@ def seals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Seal]:
             golden=FEATURES, output=folder / "exported.seal",
         ),
     }  # fmt: skip
+    for seal in sealed.values():
+        sign_seal(seal.root, signer.private_key)
+    return sealed
 
 
 @pytest.fixture
@@ -67,13 +86,13 @@ def restore_torch_settings() -> Iterator[None]:
     ("torchscript", "model.pt"), ("export", "model.pt2"),
 ])  # fmt: skip
 def test_round_trip_verifies_in_a_fresh_process(
-    seals: dict[str, Seal], model_format: str, model_file: str
+    seals: dict[str, Seal], signer: KeyPair, model_format: str, model_file: str
 ) -> None:
     seal = seals[model_format]
     assert (seal.model_dir / model_file).is_file()
     assert json.loads((seal.model_dir / "runtime.json").read_text())["format"] == model_format
 
-    result = modelseal("verify", "--json", str(seal.root))
+    result = modelseal("verify", "--json", str(seal.root), "--trusted-key", str(signer.public_key))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["verdict"] == "consistent"
@@ -90,9 +109,9 @@ def test_round_trip_verifies_in_a_fresh_process(
 
 @pytest.mark.parametrize("model_format", ["torchscript", "export"])
 def test_every_batch_size_from_1_to_64_replays_consistent(
-    seals: dict[str, Seal], model_format: str
+    seals: dict[str, Seal], trusted: TrustPolicy, model_format: str
 ) -> None:
-    report = verify(seals[model_format], batch_sizes=list(range(1, 65)))
+    report = verify(seals[model_format], batch_sizes=list(range(1, 65)), trust=trusted)
     assert report.verdict is Verdict.CONSISTENT
     assert sorted(replay.batch_size for replay in report.golden) == list(range(1, 65))
     assert all(replay.comparison.passed for replay in report.golden)
@@ -146,6 +165,7 @@ def test_tuple_outputs_are_numbered(tmp_path: Path) -> None:
 
 
 def test_pack_from_saved_files(tmp_path: Path) -> None:
+    unsigned_ok = TrustPolicy(allow_unsigned_pickle=True)
     script_file = tmp_path / "mlp.pt"
     save_scripted(TinyMLP(), str(script_file))
     program_file = tmp_path / "mlp.pt2"
@@ -156,7 +176,7 @@ def test_pack_from_saved_files(tmp_path: Path) -> None:
             output=tmp_path / f"{source.suffix[1:]}.seal",
         )  # fmt: skip
         assert (seal.model_dir / sealed_name).read_bytes() == source.read_bytes()
-        assert verify(seal).verdict is Verdict.CONSISTENT
+        assert verify(seal, trust=unsigned_ok).verdict is Verdict.CONSISTENT
 
 
 @pytest.mark.parametrize(
@@ -325,10 +345,12 @@ def test_an_unknown_device_is_refused(seals: dict[str, Seal]) -> None:
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("model_format", ["torchscript", "export"])
-def test_a_cpu_seal_replays_on_cuda(seals: dict[str, Seal], model_format: str) -> None:
+def test_a_cpu_seal_replays_on_cuda(
+    seals: dict[str, Seal], trusted: TrustPolicy, model_format: str
+) -> None:
     if not torch.cuda.is_available():
         pytest.skip(NO_CUDA)
-    report = verify(seals[model_format], device="cuda", batch_sizes=[1, 7, 64])
+    report = verify(seals[model_format], device="cuda", batch_sizes=[1, 7, 64], trust=trusted)
     assert report.device == "cuda:0"
     assert report.verdict is Verdict.CONSISTENT, report.golden
 

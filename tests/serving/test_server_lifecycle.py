@@ -69,8 +69,8 @@ def settled(server: RunningServer) -> httpx.Response:
 def test_a_model_that_cannot_load_here_fails_with_the_reason_on_health_seal_and_metrics(
     tmp_path: Path,
 ) -> None:
-    seal = seal_of_a_vanished_module(tmp_path)
-    server = start_server(seal.root, tmp_path, wait_for="live")
+    seal = seal_of_a_vanished_module(tmp_path)  # a joblib seal nobody signed
+    server = start_server(seal.root, tmp_path, "--allow-unsigned-pickle", wait_for="live")
     try:
         health = settled(server)
         assert health.status_code == 503

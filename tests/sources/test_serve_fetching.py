@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelseal import IntegrityError, SealError, SourceError
 from modelseal.seal.archive import create_seal_archive
+from modelseal.seal.trust import TrustPolicy
 from modelseal.serving.app import create_app
 from modelseal.serving.config import ServeConfig
 from modelseal.serving.fetching import SealFetch
@@ -237,7 +238,13 @@ def test_a_fetch_that_fails_turns_the_server_failed_with_the_reason_on_health_an
     else:
         source, expected, error = f"s3://{bucket}/absent.seal.tar", "no object", SourceError
     config = ServeConfig()
-    checks = partial(preflight, source, config, pin, cache=SealCache(tmp_path / "cache"))
+    checks = partial(
+        preflight,
+        source,
+        config,
+        TrustPolicy(expect_digest=pin),
+        cache=SealCache(tmp_path / "cache"),
+    )
     models = ModelRepository(fetches=[SealFetch(source, config, checks)])
     app = create_app(models).asgi
 

@@ -34,6 +34,9 @@ class Runtime(Protocol):
     record a signature (a numpy function, TorchScript) infer theirs by running it.
     ``supports_cuda``: whether ``load`` takes ``cuda``/``cuda:N`` devices; the server picks
     the device from it before anything loads.
+    ``pickle_on_load``: whether ``load`` would deserialise pickle data (which runs whatever
+    code the bytes name), read from the files alone; verification refuses such a model unless
+    someone trusted vouched for the seal (see ``modelseal.seal.trust``).
     """
 
     name: ClassVar[str]
@@ -45,6 +48,11 @@ class Runtime(Protocol):
 
     def requirements(self, path: Path) -> list[str]:
         """Distribution names serving needs to load what ``save`` wrote (roots of the lock)."""
+        ...
+
+    def pickle_on_load(self, path: Path) -> str | None:
+        """Why loading the model saved under ``path`` deserialises pickle data (naming the
+        file and the format), or None when it does not. Must not load anything itself."""
         ...
 
 

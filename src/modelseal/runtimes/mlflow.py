@@ -51,6 +51,7 @@ _MLFLOW_FAMILY = {"mlflow", "mlflow-skinny", "mlflow-tracing"}
 _TRACKING_SCHEMES = ("runs", "models")
 _SERIALIZERS = {"skops": "skops", "cloudpickle": "cloudpickle"}
 """A flavor's ``serialization_format`` -> the distribution that reads it back."""
+_PYFUNC_FLAVOR = "python_function"
 
 LayoutMode = Literal["array", "tensors", "matrix", "columns"]
 
@@ -145,6 +146,11 @@ class MlflowRuntime:
         return LoadedMlflow(
             pyfunc=pyfunc, layout=layout, signature=options.signature, load_timings=timings
         )
+
+    def pickle_on_load(self, path: Path) -> str | None:
+        """Conservative: only flavors known to load without pickle or model code (ONNX, and
+        scikit-learn saved as skops) answer None, read from the MLmodel file as MLflow will."""
+        return _pickle_on_load(path / MODEL_DIR, f"{path.name}/{MODEL_DIR}/{MLMODEL_FILE}")
 
     def requirements(self, path: Path) -> list[str]:
         options = read_options(path, MlflowOptions)
@@ -279,6 +285,33 @@ def _read_mlmodel(source: str) -> Any:
         raise SourceError(
             f"{source}: its {MLMODEL_FILE} cannot be read: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _pickle_on_load(model_dir: Path, shown: str) -> str | None:
+    try:
+        yaml = importlib.import_module("yaml")
+        mlmodel = yaml.safe_load((model_dir / MLMODEL_FILE).read_text(encoding="utf-8"))
+        flavors = mlmodel["flavors"]
+        loader = str(flavors[_PYFUNC_FLAVOR]["loader_module"])
+    except Exception as exc:
+        return (
+            f"{shown} cannot be read to tell how mlflow.pyfunc loads the model "
+            f"({type(exc).__name__}: {exc}), so it is treated as loading pickle"
+        )
+    pyfunc = flavors[_PYFUNC_FLAVOR]
+    if pyfunc.get("code") or pyfunc.get("model_code_path"):
+        return f"{shown}: the model brings Python code of its own, which loading imports"
+    if loader == "mlflow.onnx":
+        return None
+    if loader == "mlflow.sklearn":
+        serialization = (flavors.get("sklearn") or {}).get("serialization_format", "pickle")
+        if serialization == "skops":
+            return None
+        return f"{shown}: a scikit-learn model serialised with {serialization}"
+    return (
+        f"{shown}: loader_module {loader} loads through pickle, cloudpickle or the model's "
+        "own code (only ONNX models and scikit-learn models saved as skops are known not to)"
+    )
 
 
 def _load_pyfunc(model_dir: Path) -> Any:

@@ -100,6 +100,9 @@ class OnnxRuntime:
             load_timings=timings,
         )
 
+    def pickle_on_load(self, path: Path) -> str | None:
+        return None  # an ONNX file is a protobuf graph: reading it runs no code
+
     def requirements(self, path: Path) -> list[str]:
         from importlib import metadata
 

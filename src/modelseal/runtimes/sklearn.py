@@ -1,8 +1,9 @@
 """scikit-learn estimators, saved with skops (default when installed) or joblib.
 
-joblib files are pickles: loading one runs code. modelseal loads a joblib model only from a
-seal whose digests verified, so only what was sealed runs; skops loads without running
-code and refuses types it does not trust unless the seal names them as trusted.
+joblib files are pickles: loading one runs whatever code the bytes name. Digests only prove
+that the files did not change since the manifest was written, so verification loads a joblib
+model only from a seal someone trusted vouched for (``pickle_on_load`` says it is one); skops
+loads without running code and refuses types it does not trust unless the seal names them.
 """
 
 from __future__ import annotations
@@ -96,6 +97,15 @@ class SklearnRuntime:
         timings = {"import": imported - started, "read": time.perf_counter() - imported}
         return LoadedEstimator(
             estimator=estimator, signature=options.signature, load_timings=timings
+        )
+
+    def pickle_on_load(self, path: Path) -> str | None:
+        options = read_options(path, SklearnOptions)
+        if options.serialization == "skops":
+            return None
+        return (
+            f"{path.name}/{MODEL_FILES['joblib']} is a joblib pickle: the seal's runtime.json "
+            "says serialization 'joblib'"
         )
 
     def requirements(self, path: Path) -> list[str]:

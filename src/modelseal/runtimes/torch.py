@@ -165,6 +165,17 @@ class TorchRuntime:
             load_timings=timings,
         )
 
+    def pickle_on_load(self, path: Path) -> str | None:
+        # Both loaders unpickle: torch.export.load calls torch.load(weights_only=False) and
+        # pickle.loads on parts of the archive, and torch.jit.load reads pickled data that
+        # torch itself warns can run arbitrary code.
+        options = read_options(path, TorchOptions)
+        loader = "torch.export.load" if options.format == "export" else "torch.jit.load"
+        return (
+            f"{path.name}/{MODEL_FILES[options.format]} holds pickled data that {loader} "
+            "deserialises (torch warns that malicious data there can run arbitrary code)"
+        )
+
     def requirements(self, path: Path) -> list[str]:
         return ["numpy", "torch"]
 

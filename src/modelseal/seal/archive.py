@@ -30,7 +30,7 @@ from modelseal.errors import (
     StorageError,
     UnsafeArchiveError,
 )
-from modelseal.seal.digests import FileCheck
+from modelseal.seal.digests import FileCheck, is_signature_path
 from modelseal.seal.manifest import MANIFEST_FILE, FileEntry, SealManifest, parse_manifest
 
 COPY_CHUNK = 1 << 20
@@ -304,8 +304,7 @@ class _Extraction:
     def _extract_signature(
         self, tar: tarfile.TarFile, member: tarfile.TarInfo, relative: str
     ) -> None:
-        parts = PurePosixPath(relative).parts
-        if len(parts) != 2 or parts[0] != SIGNATURES_DIR:
+        if not is_signature_path(relative):
             raise UnsafeArchiveError(
                 f"{self.where}: member {member.name!r} is not listed in the seal's manifest; "
                 "refusing to extract files nobody sealed"

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from modelseal.environment.lock import lock_lines
 from modelseal.environment.record import EnvironmentRecord
@@ -32,6 +33,9 @@ from modelseal.seal.manifest import (
     parse_manifest,
 )
 from modelseal.types import Signature
+
+if TYPE_CHECKING:
+    from modelseal.seal.trust import Trust
 
 EXTRACTION_PREFIX = "modelseal-"
 
@@ -52,6 +56,7 @@ class Seal:
     _remove_extracted: Callable[[], object] | None = field(
         init=False, default=None, repr=False, compare=False
     )
+    _trust: Trust | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.extracted_to is not None:
@@ -78,6 +83,15 @@ class Seal:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    @property
+    def trust(self) -> Trust | None:
+        """What vouched for this seal when it was admitted (``modelseal.seal.trust``), or
+        None before: the load step then treats it as vouched for by nobody."""
+        return self._trust
+
+    def record_trust(self, trust: Trust) -> None:
+        object.__setattr__(self, "_trust", trust)
 
     @property
     def digest(self) -> str:

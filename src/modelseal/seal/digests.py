@@ -1,15 +1,35 @@
-"""sha256 digests of the files in a seal, and checking them against the manifest."""
+"""sha256 digests of the files in a seal, and checking them against the manifest.
+
+Every file must be listed in the manifest, except the signatures under ``signatures/``
+(a signature signs the manifest digest, so the manifest cannot list it): there, and only
+there, files with well-formed names (``is_signature_path``) are accepted unlisted.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from modelseal.errors import IntegrityError
 from modelseal.seal.manifest import MANIFEST_FILE, FileEntry
 
 CHUNK_BYTES = 1 << 20
+SIGNATURES_DIR = "signatures"
+SIGNATURE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(json|sig)")
+"""A file name in ``signatures/``: a descriptor (.json) or a signature (.sig), no folders."""
+
+
+def is_signature_path(relative: str) -> bool:
+    """Whether ``relative`` (a POSIX path inside a seal) is a well-formed signature file name:
+    ``signatures/NAME.json`` or ``signatures/NAME.sig``, directly in that folder."""
+    parts = PurePosixPath(relative).parts
+    return (
+        len(parts) == 2
+        and parts[0] == SIGNATURES_DIR
+        and SIGNATURE_FILE_NAME.fullmatch(parts[1]) is not None
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -47,7 +67,8 @@ class FileCheck:
 
 
 def check_files(root: Path, files: dict[str, FileEntry]) -> list[FileCheck]:
-    """Check every manifest entry (size first, then sha256) and flag files nobody listed."""
+    """Check every manifest entry (size first, then sha256) and flag files nobody listed,
+    but for signature files (regular files with well-formed names under ``signatures/``)."""
     checks = [_check_file(root, relative, entry) for relative, entry in sorted(files.items())]
     on_disk = {
         path.relative_to(root).as_posix()
@@ -55,6 +76,8 @@ def check_files(root: Path, files: dict[str, FileEntry]) -> list[FileCheck]:
         if (path.is_file() or path.is_symlink()) and path.name != MANIFEST_FILE
     }
     for extra in sorted(on_disk - files.keys() - {MANIFEST_FILE}):
+        if is_signature_path(extra) and not (root / extra).is_symlink():
+            continue
         checks.append(
             FileCheck(extra, False, "", None, "is not listed in the manifest (added after sealing)")
         )

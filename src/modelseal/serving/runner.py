@@ -1,8 +1,9 @@
 """``modelseal serve``: pre-flight checks, then uvicorn with a graceful drain on SIGTERM.
 
-Pre-flight (before the port is bound): resolve the source, check every digest, choose the
-device. A corrupt seal or a missing GPU exits non-zero at once, naming what is wrong. A
-remote seal (``s3://``, ``https://``, ``models:/``) runs the same pre-flight in the
+Pre-flight (before the port is bound): resolve the source, check every digest, admit the
+seal under the trust policy (signatures, a pinned digest, the pickle gate), choose the
+device. A corrupt or untrusted seal or a missing GPU exits non-zero at once, naming what is
+wrong. A remote seal (``s3://``, ``https://``, ``models:/``) runs the same pre-flight in the
 background after the port is bound, so that a long download shows its progress on
 ``/health`` (``serving.fetching``); if it fails, the process exits non-zero as soon as the
 reason is logged. With ``--drift exit`` a failed start-up verification (drift, or a model
@@ -37,6 +38,7 @@ import uvicorn
 
 from modelseal.errors import DeviceError, SealError
 from modelseal.seal.artifact import Seal
+from modelseal.seal.trust import TrustPolicy
 from modelseal.serving.app import create_app
 from modelseal.serving.config import ServeConfig
 from modelseal.serving.core import ModelServer
@@ -47,6 +49,7 @@ from modelseal.serving.protocol import ConnectionLimits, protocol_with
 from modelseal.serving.repository import ModelRepository
 from modelseal.sources import ProgressObserver, SealCache, parse_pin, resolve
 from modelseal.sources.cache import default_cache_dir, parse_max_bytes
+from modelseal.verify import admit
 
 log = get_logger("runner")
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -55,7 +58,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 def preflight(
     source: str,
     config: ServeConfig,
-    expect_digest: str | None = None,
+    trust: TrustPolicy | None = None,
     *,
     cache: SealCache | None = None,
     progress: ProgressObserver | None = None,
@@ -63,7 +66,9 @@ def preflight(
 ) -> tuple[Seal, DeviceChoice]:
     """Everything that must fail before the server takes traffic (for a local seal, before
     it binds its port)."""
-    seal = resolve(source, expect_digest, progress=progress, cache=cache, cancel=cancel)
+    policy = trust or TrustPolicy()
+    seal = resolve(source, policy.expect_digest, progress=progress, cache=cache, cancel=cancel)
+    admit(seal, policy)
     device = choose_device(config.device, seal.runtime, config.require_gpu)
     if config.half and not device.device.startswith("cuda"):
         raise DeviceError(
@@ -87,7 +92,7 @@ def preflight(
 def serve(
     source: str,
     config: ServeConfig,
-    expect_digest: str | None = None,
+    trust: TrustPolicy | None = None,
     *,
     cache_dir: Path | None = None,
     cache_max_bytes: int | None = None,
@@ -97,16 +102,17 @@ def serve(
     a remote seal is fetched into (default: ``MODELSEAL_CACHE_DIR``, ``..._MAX_BYTES``)."""
     configure_logging(config.log_format)
     if is_remote(source):
-        parse_pin(expect_digest)  # a malformed pin is a usage error before the port is bound
+        # a malformed pin is a usage error before the port is bound
+        parse_pin(trust.expect_digest if trust else None)
         from_environment = parse_max_bytes(os.environ.get("MODELSEAL_CACHE_MAX_BYTES"))
         cache = SealCache(
             cache_dir or default_cache_dir(os.environ),
             from_environment if cache_max_bytes is None else cache_max_bytes,
         )
-        checks = partial(preflight, source, config, expect_digest, cache=cache)
+        checks = partial(preflight, source, config, trust, cache=cache)
         models = ModelRepository(fetches=[SealFetch(source, config, checks)])
     else:
-        seal, device = preflight(source, config, expect_digest)
+        seal, device = preflight(source, config, trust)
         models = ModelRepository([ModelServer(seal, config, device)])
     app = create_app(models)
     limits = ConnectionLimits(
