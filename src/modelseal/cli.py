@@ -46,6 +46,7 @@ from modelseal.runtimes.registry import available_runtimes, get_runtime
 from modelseal.seal.artifact import Seal, open_seal
 from modelseal.serving.config import DriftPolicy, LogFormat, NanPolicy, ServeConfig
 from modelseal.sources import resolve_source
+from modelseal.tabular.files import parse_dtypes
 from modelseal.verify import diff_sources, verify
 
 EXIT_OK = 0
@@ -180,8 +181,16 @@ def pack_command(
     golden: Annotated[
         Path | None,
         typer.Option(
-            help="Golden inputs: .npy (the single input) or .npz (by name); optional where "
-            "the model carries an input example (mlflow)."
+            help="Golden inputs: .npy (the single input), .npz (by name), or .parquet / .csv "
+            "(a DataFrame, for a model trained on one); optional where the model carries an "
+            "input example (mlflow)."
+        ),
+    ] = None,
+    golden_dtypes: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="pandas dtypes of a --golden .csv's columns: NAME=DTYPE[,NAME=DTYPE...] or a "
+            ".json file of them; repeatable."
         ),
     ] = None,
     output: Annotated[
@@ -208,6 +217,7 @@ def pack_command(
         golden=golden,
         output=output,
         tolerance=tolerance or (),
+        golden_dtypes=parse_dtypes(golden_dtypes or []),
     )
     if as_json:
         print_json(inspect_data(seal))
