@@ -112,7 +112,8 @@ def _numbers(values: Any, dtype: np.dtype[Any]) -> Array:
 
 def _datetimes(values: Any, dtype: Any, pd: Any) -> Any:
     zone = getattr(dtype, "tz", None)
-    parsed = pd.to_datetime(pd.Series(list(_flat(values)), dtype=object), utc=zone is not None)
+    stamps = pd.Series(list(_flat(values)), dtype=object)
+    parsed = pd.to_datetime(stamps, utc=zone is not None, format="ISO8601")
     if zone is not None:
         return parsed.dt.tz_convert(zone).astype(dtype)
     return parsed.astype(dtype)
