@@ -50,6 +50,11 @@ MODEL_FILES: dict[str, str] = {"skops": "model.skops", "joblib": "model.joblib"}
 SKOPS_SUFFIXES = (".skops",)
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 TRUSTED_LIBRARIES = frozenset({"sklearn", "numpy", "scipy"})
+VALUE_TYPES = frozenset(
+    f"builtins.{name}" for name in ("object", "str", "bytes", "int", "float", "bool", "complex")
+)
+"""Python's value types, which skops does not trust either: a ColumnTransformer names one
+when it picks text columns with ``make_column_selector(dtype_include=object)``."""
 
 
 class SklearnOptions(RuntimeOptions):
@@ -235,10 +240,15 @@ def _max_len(classes: np.ndarray[Any, Any]) -> int:
 
 
 def _library_types(untrusted: list[str]) -> list[str]:
-    """Types of the numerical libraries themselves (``sklearn.tree._tree.Tree``), which skops
-    does not trust by default but which are no more code than the estimator being sealed.
-    They are written into the sealed runtime.json, so what is trusted is digest-checked."""
-    return [name for name in untrusted if name.split(".", 1)[0] in TRUSTED_LIBRARIES]
+    """Types of the numerical libraries themselves (``sklearn.tree._tree.Tree``,
+    ``numpy.dtype``) and Python's value types (``VALUE_TYPES``), which skops does not trust
+    by default but which are no more code than the estimator being sealed. They are written
+    into the sealed runtime.json, so what is trusted is digest-checked."""
+    return [
+        name
+        for name in untrusted
+        if name.split(".", 1)[0] in TRUSTED_LIBRARIES or name in VALUE_TYPES
+    ]
 
 
 def _default_serialization() -> Serialization:
@@ -253,7 +263,10 @@ def _read_model_file(path: Path, trusted_types: list[str]) -> Any:
     if path.suffix.lower() in SKOPS_SUFFIXES:
         if not zipfile.is_zipfile(path):
             raise UsageError(f"{path}: not a zip archive, so not a skops file; expected {expected}")
-        return _load_skops(path, trusted_types)
+        import skops.io
+
+        libraries = _library_types(skops.io.get_untrusted_types(file=path))
+        return _load_skops(path, [*trusted_types, *libraries])
     import joblib
 
     try:
