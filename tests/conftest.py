@@ -22,6 +22,7 @@ from modelseal.seal.manifest import MANIFEST_FILE, seal_manifest
 from tests.envs.builder import build_environment, install_modelseal
 
 LEGACY_REQUIREMENTS = Path(__file__).parent / "envs" / "legacy-numpy1.txt"
+LEGACY_TABULAR_REQUIREMENTS = Path(__file__).parent / "envs" / "legacy-pandas2.txt"
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +34,14 @@ def modelseal_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def legacy_python(modelseal_wheels: Path) -> Path:
     """Python 3.11 with numpy 1.26, scikit-learn 1.3 and this modelseal (a real venv)."""
     python = build_environment(LEGACY_REQUIREMENTS)
+    install_modelseal(python, modelseal_wheels)
+    return python
+
+
+@pytest.fixture(scope="session")
+def legacy_tabular_python(modelseal_wheels: Path) -> Path:
+    """The legacy environment with pandas 2.2 and pyarrow 17 too (a real venv)."""
+    python = build_environment(LEGACY_TABULAR_REQUIREMENTS)
     install_modelseal(python, modelseal_wheels)
     return python
 
