@@ -22,7 +22,11 @@ from modelseal.verify import Verdict, VerifyReport, verify
 from tests.cli_process import run_modelseal as modelseal
 from tests.envs.builder import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # Unpickling scikit-learn 1.3 estimators under a newer one warns about the version.
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.InconsistentVersionWarning"),
+]
 SCRIPT = Path(__file__).parent / "legacy_seal_pipeline.py"
 FEATURE_NAME_WARNINGS_FAIL = {
     "PYTHONWARNINGS": "error:X does not have valid feature names:UserWarning,"
