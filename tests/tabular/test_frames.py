@@ -109,6 +109,7 @@ def test_a_mismatched_column_is_an_input_error_naming_it() -> None:
         (pd.DataFrame({"mixed": ["a", 1]}, dtype=object), "object column holding int values"),
         (pd.DataFrame({"k": pd.Categorical([1, 2])}), "categories of text"),
         (pd.DataFrame({"d": pd.to_timedelta([1], unit="s")}), "timedelta"),
+        (pd.DataFrame({"a": pd.Series([1], dtype="int64[pyarrow]")}), r"astype\('int64'\)"),
     ],
 )
 def test_frames_that_cannot_be_a_table_are_refused_saying_why(frame: Any, message: str) -> None:

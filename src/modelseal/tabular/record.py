@@ -42,6 +42,12 @@ def column_spec(name: str, series: Any, pd: Any) -> ColumnSpec:
     dtype = series.dtype
     nullable = bool(series.isna().any())
     types = pd.api.types
+    if type(dtype).__name__ == "ArrowDtype":
+        raise InputError(
+            f"column {name!r} has the pyarrow-backed dtype {dtype} (read with "
+            f"dtype_backend='pyarrow'?); convert it to a numpy or pandas dtype (e.g. "
+            f".astype({str(dtype.numpy_dtype)!r}), or 'str' for text)"
+        )
     if isinstance(dtype, pd.CategoricalDtype):
         return _category_spec(name, dtype, nullable)
     if isinstance(dtype, pd.StringDtype):
