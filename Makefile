@@ -38,6 +38,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_environment.py
 	$(BIN)/python benchmarks/bench_verify.py
 	PYTHONPATH=. $(BIN)/python benchmarks/bench_serving.py
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_download.py
 
 # Re-resolve the development environment from requirements/dev.in and pin it.
 # torch's local build tag (+cpu) is dropped so the pin matches whichever build pip finds.

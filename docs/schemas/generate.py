@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from modelseal.bisect.report import BisectReport
 from modelseal.doctor.report import DoctorReport
 from modelseal.remote import RemoteVerifyReport
 from modelseal.reports import ErrorReport
@@ -19,6 +20,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "diff-report.schema.json": DiffReport,
     "error-report.schema.json": ErrorReport,
     "doctor-report.schema.json": DoctorReport,
+    "bisect-report.schema.json": BisectReport,
 }
 
 

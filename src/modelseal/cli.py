@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from modelseal._version import __version__
 from modelseal.environment.fingerprint import capture_environment
@@ -25,6 +26,7 @@ from modelseal.errors import (
     DriftError,
     InputError,
     IntegrityError,
+    NoCulpritError,
     RuntimeLoadError,
     SealError,
     SealFormatError,
@@ -43,9 +45,9 @@ from modelseal.reports import (
 )
 from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.runtimes.registry import available_runtimes, get_runtime
-from modelseal.seal.artifact import Seal, open_seal
+from modelseal.seal.artifact import Seal
 from modelseal.serving.config import DriftPolicy, LogFormat, NanPolicy, ServeConfig
-from modelseal.sources import resolve_source
+from modelseal.sources import resolve, resolve_source
 from modelseal.tabular.files import parse_dtypes
 from modelseal.verify import diff_sources, verify
 
@@ -56,6 +58,7 @@ EXIT_WRONG_SEAL = 3
 EXIT_CODES: dict[type[SealError], int] = {
     DriftError: EXIT_DRIFT,
     ChecksFailedError: EXIT_DRIFT,
+    NoCulpritError: EXIT_DRIFT,
     WrongSealError: EXIT_WRONG_SEAL,
     RuntimeLoadError: EXIT_DRIFT,
     DeviceError: EXIT_DRIFT,
@@ -97,6 +100,15 @@ def _remember_json(value: bool) -> bool:
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print JSON on stdout.", callback=_remember_json)
 ]
+SOURCE_HELP = "Seal folder or archive, file://, s3://, models:/NAME/VERSION or @ALIAS, https://."
+ExpectDigest = Annotated[
+    str | None,
+    typer.Option(
+        "--expect-digest",
+        envvar="MODELSEAL_EXPECT_DIGEST",
+        help="sha256:... of the seal to accept; any other is refused before it is loaded.",
+    ),
+]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,7 +125,7 @@ def run(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else EXIT_UNUSABLE
     except SealError as exc:
         code = exit_code_for(exc)
-        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         if invocation.json and not _reported(exc):
             print_json(ErrorReport.of(exc, code).model_dump(mode="json"))
         return code
@@ -122,7 +134,7 @@ def run(argv: list[str] | None = None) -> int:
 
 def _reported(error: SealError) -> bool:
     """Whether the command printed the report this error carries before raising it."""
-    return isinstance(error, DriftError | WrongSealError | ChecksFailedError) and (
+    return isinstance(error, DriftError | WrongSealError | ChecksFailedError | NoCulpritError) and (
         error.report is not None
     )
 
@@ -228,13 +240,12 @@ def pack_command(
 
 @app.command()
 def inspect(
-    seal_path: Annotated[
-        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
-    ],
+    seal_path: Annotated[str, typer.Argument(metavar="SEAL", help=SOURCE_HELP)],
     as_json: JsonFlag = False,
+    expect_digest: ExpectDigest = None,
 ) -> None:
     """Show a seal's manifest, files, digests and environment summary (checks every file)."""
-    seal = open_seal(resolve_source(seal_path))
+    seal = resolve(seal_path, expect_digest)
     if as_json:
         print_json(inspect_data(seal))
         return
@@ -280,7 +291,7 @@ def serve(
         typer.Argument(
             metavar="SOURCE",
             envvar=["MODELSEAL_SOURCE", "MODEL_SOURCE", "MODEL_VOLUME_PATH"],
-            help="Seal folder or archive, or file:// URI.",
+            help=SOURCE_HELP,
         ),
     ],
     host: Annotated[str, typer.Option(envvar="MODELSEAL_HOST")] = "127.0.0.1",
@@ -299,7 +310,8 @@ def serve(
         DriftPolicy,
         typer.Option(
             envvar="MODELSEAL_DRIFT",
-            help="fail: drift keeps the server not ready; warn: serve, report on /seal.",
+            help="fail: drift keeps the server not ready; warn: serve, report on /seal; "
+            "exit: exit 1 when start-up verification fails (Compose, plain Docker).",
         ),
     ] = "fail",
     tolerance: Annotated[
@@ -338,8 +350,30 @@ def serve(
             envvar="MODELSEAL_DRAIN_SECONDS", help="Keep serving this long after SIGTERM."
         ),
     ] = 5.0,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="MODELSEAL_HEADER_TIMEOUT",
+            help="Seconds for a request's headers to arrive; then 408 and close.",
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="MODELSEAL_BODY_TIMEOUT",
+            help="Seconds for a request's body to arrive after its headers; then 408 and close.",
+        ),
+    ] = 60.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            envvar="MODELSEAL_MAX_CONNECTIONS",
+            help="Open connections beyond this get 503 (Retry-After) and are closed.",
+        ),
+    ] = 1000,
     access_log: Annotated[bool, typer.Option(envvar="MODELSEAL_ACCESS_LOG")] = False,
     log_format: Annotated[LogFormat, typer.Option(envvar="MODELSEAL_LOG_FORMAT")] = "auto",
+    expect_digest: ExpectDigest = None,
 ) -> None:
     """Serve a seal over HTTP (OIP v2 and /predict) once it proves it reproduces."""
     from modelseal.serving.runner import serve as run_server
@@ -360,10 +394,13 @@ def serve(
         probe_interval_s=probe_interval,
         stall_seconds=stall_seconds,
         drain_seconds=drain_seconds,
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
+        max_connections=max_connections,
         access_log=access_log,
         log_format=log_format,
     )
-    run_server(source, config)
+    run_server(source, config, expect_digest=expect_digest)
 
 
 @app.command()
@@ -409,9 +446,7 @@ def demo(
 
 @app.command(name="verify")
 def verify_command(
-    source: Annotated[
-        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
-    ],
+    source: Annotated[str, typer.Argument(metavar="SEAL", help=SOURCE_HELP)],
     as_json: JsonFlag = False,
     strict_env: Annotated[
         bool, typer.Option("--strict-env", help="Exit 1 on critical environment drift too.")
@@ -437,12 +472,13 @@ def verify_command(
             "send it the golden inputs. Exit 3 when it serves another seal."
         ),
     ] = None,
+    expect_digest: ExpectDigest = None,
 ) -> None:
     """Verify a seal here: integrity, environment drift, and a replay of its golden inputs."""
     if url is not None:
-        _verify_remote(source, url, tolerance or [], batch_size, as_json)
+        _verify_remote(source, url, tolerance or [], batch_size, as_json, expect_digest)
         return
-    seal = open_seal(resolve_source(source))
+    seal = resolve(source, expect_digest)
     report = verify(seal, tolerance=tolerance or (), batch_sizes=batch_size or None)
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -452,12 +488,17 @@ def verify_command(
 
 
 def _verify_remote(
-    source: str, url: str, tolerance: list[str], batch_sizes: list[int] | None, as_json: bool
+    source: str,
+    url: str,
+    tolerance: list[str],
+    batch_sizes: list[int] | None,
+    as_json: bool,
+    expect_digest: str | None,
 ) -> None:
     from modelseal.remote import verify_server
     from modelseal.reports import remote_view
 
-    seal = open_seal(resolve_source(source))
+    seal = resolve(source, expect_digest)
     report = verify_server(seal, url, tolerance=tolerance, batch_sizes=batch_sizes)
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -525,10 +566,142 @@ def doctor(
     from modelseal.doctor.view import doctor_view
 
     options = DoctorOptions(url=url, container=container, latency_budget_s=latency_budget_ms / 1000)
-    seal = open_seal(resolve_source(source)) if source else None
+    seal = resolve(source) if source else None
     report = run_doctor(seal, options)
     if as_json:
         print_json(report.model_dump(mode="json"))
     else:
         stdout.print(doctor_view(report))
     report.check()
+
+
+# --- bisect: which change since sealing breaks the replay (issue 14) ---------------------
+
+
+@app.command(name="bisect")
+def bisect_command(
+    source: Annotated[
+        str, typer.Argument(metavar="SEAL", help="Seal folder or archive, or file:// URI.")
+    ],
+    as_json: JsonFlag = False,
+    max_envs: Annotated[
+        int | None,
+        typer.Option(help="Run trials in at most this many built environments [default: 16]."),
+    ] = None,
+    keep_envs: Annotated[
+        Path | None,
+        typer.Option(help="Keep the trial environments in DIR (and reuse them from there)."),
+    ] = None,
+) -> None:
+    """Find the package or setting change since sealing that breaks the replay here."""
+    from modelseal.bisect import bisect_seal
+    from modelseal.bisect.view import bisect_view, trial_line
+
+    report = bisect_seal(
+        resolve_source(source),
+        max_envs=max_envs,
+        keep_envs=keep_envs,
+        on_trial=lambda record: stderr.print(trial_line(record), highlight=False),
+    )
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+    else:
+        stdout.print(bisect_view(report))
+    report.check()
+
+
+# --- Weight sources: publish a seal, fill the cache (logic in modelseal.sources) -------------
+
+
+@app.command()
+def push(
+    seal_path: Annotated[str, typer.Argument(metavar="SEAL", help="Seal folder or archive.")],
+    destination: Annotated[
+        str,
+        typer.Argument(
+            metavar="S3_URI",
+            help="s3://BUCKET/KEY.seal.tar[.gz], or s3://BUCKET/[PREFIX/] for "
+            "NAME/VERSION/NAME-VERSION.seal.tar under it.",
+        ),
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a seal and upload it to S3 as one archive (multipart when large)."""
+    import dataclasses
+
+    from modelseal.sources.publish import push as push_seal
+
+    result = push_seal(seal_path, destination)
+    if as_json:
+        print_json(dataclasses.asdict(result))
+        return
+    stdout.print(f"pushed {result.uri} ({result.bytes} bytes in {result.seconds:.1f} s)")
+    stdout.print(f"digest sha256:{result.digest}")
+
+
+@app.command()
+def register(
+    seal_path: Annotated[str, typer.Argument(metavar="SEAL", help="Seal folder or archive.")],
+    name: Annotated[str, typer.Option(help="Registered model name.")],
+    alias: Annotated[
+        str | None, typer.Option(help="Alias to point at the new version (e.g. champion).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking server.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a seal and register it as a new model version in MLflow's registry."""
+    import dataclasses
+
+    from modelseal.sources.publish import register as register_seal
+
+    result = register_seal(seal_path, name, alias=alias, tracking_uri=tracking_uri)
+    if as_json:
+        print_json({**dataclasses.asdict(result), "uri": result.uri})
+        return
+    stdout.print(f"registered {result.uri}" + (f" (alias {result.alias})" if result.alias else ""))
+    stdout.print(f"digest sha256:{result.digest}")
+
+
+@app.command()
+def fetch(
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help=SOURCE_HELP)],
+    expect_digest: ExpectDigest = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(envvar="MODELSEAL_CACHE_DIR", help="Cache folder.")
+    ] = None,
+    cache_max_bytes: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MODELSEAL_CACHE_MAX_BYTES",
+            help="Evict least recently used seals beyond this size (e.g. 20G).",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fetch a seal into the cache and check it (for an init container, or to warm a node)."""
+    import os
+
+    from modelseal.sources.cache import SealCache, default_cache_dir, parse_max_bytes
+
+    cache = SealCache(cache_dir or default_cache_dir(os.environ), parse_max_bytes(cache_max_bytes))
+    _show_source_logs()
+    seal = resolve(source, expect_digest, cache=cache)
+    if as_json:
+        print_json({"digest": seal.digest, "source": seal.source, "path": str(seal.root)})
+        return
+    stdout.print(f"{seal.source} -> {seal.root}")
+    stdout.print(f"digest sha256:{seal.digest}")
+
+
+def _show_source_logs() -> None:
+    """fetch runs in init containers: its progress lines and retries go to stderr."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("modelseal.sources")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

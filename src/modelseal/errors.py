@@ -110,3 +110,19 @@ class ChecksFailedError(SealError):
     def __init__(self, message: str, report: BaseModel | None = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class NoCulpritError(SealError):
+    """``modelseal bisect`` could not isolate the change that breaks the replay."""
+
+    def __init__(self, message: str, report: BaseModel | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class UnknownRouteError(SealError):
+    """A request for a path the server has no route for (HTTP 404)."""
+
+
+class MethodNotAllowedError(SealError):
+    """A request with a method its path's route does not take (HTTP 405)."""

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from modelseal.errors import InputError
+
 DTYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype(np.uint8),
@@ -26,6 +28,7 @@ _DATATYPES: dict[tuple[str, int], str] = {
     (dtype.kind, dtype.itemsize): name for name, dtype in DTYPES.items() if name != "BYTES"
 }
 TEXT_KINDS = "OSU"
+_NUMERIC_KINDS = "iuf"
 
 
 def datatype_of(dtype: npt.DTypeLike) -> str:
@@ -41,3 +44,30 @@ def datatype_of(dtype: npt.DTypeLike) -> str:
     if name is None:
         raise ValueError(f"numpy dtype {resolved} has no Open Inference Protocol datatype")
     return name
+
+
+def dtype_of(datatype: str) -> np.dtype[Any]:
+    """The numpy dtype of an Open Inference Protocol datatype (``FP32`` -> ``float32``).
+
+    ``BYTES`` is ``object`` (elements are ``str`` or ``bytes``). Raises ``InputError`` for a
+    datatype there is no numpy dtype for.
+    """
+    dtype = DTYPES.get(datatype)
+    if dtype is None:
+        raise InputError(f"datatype {datatype!r} is not supported; use one of {', '.join(DTYPES)}")
+    return dtype
+
+
+def casts_to(declared: np.dtype[Any], expected: np.dtype[Any]) -> bool:
+    """Whether values sent as ``declared`` may be taken as ``expected``: text as any text
+    type, numbers as numbers of the same kind or a wider one (integers as floats, never
+    floats as integers)."""
+    if declared.kind == "O":
+        return expected.kind in TEXT_KINDS
+    if declared == expected:
+        return True
+    return (
+        declared.kind in _NUMERIC_KINDS
+        and expected.kind in _NUMERIC_KINDS
+        and bool(np.can_cast(declared, expected, "same_kind"))
+    )

@@ -142,3 +142,19 @@ def test_files_of_the_wrong_kind_are_refused_naming_them(
             name="scorer", version="1", golden=ROWS, output=tmp_path / "scorer.seal",
         )  # fmt: skip
     assert not (tmp_path / "scorer.seal").exists()
+
+
+def test_loading_a_sealed_function_writes_no_bytecode_into_the_seal(tmp_path: Path) -> None:
+    """Python writes __pycache__ beside an imported file unless told not to; in a seal that is
+    a file nobody sealed, and the next integrity check would refuse the seal."""
+    source = function_file(tmp_path, 'return {"scores": inputs["input"] @ weights["w"]}')
+    seal = pack(
+        NumpyFunction(source=source, weights=WEIGHTS),
+        runtime="numpy", name="scorer", version="1", golden=ROWS,
+        output=tmp_path / "scorer.seal",
+    )  # fmt: skip
+    bytecode_allowed = {"PYTHONDONTWRITEBYTECODE": ""}
+    for _ in range(2):
+        result = run_modelseal("verify", str(seal.root), extra_env=bytecode_allowed)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert not list(seal.root.rglob("__pycache__"))

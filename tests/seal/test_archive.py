@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import io
+import os
+import resource
+import subprocess
+import sys
 import tarfile
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import pytest
 
-from modelseal import UnsafeArchiveError, open_seal
-from modelseal.seal.archive import create_seal_archive, extract_seal_archive
+from modelseal import IntegrityError, SealFormatError, UnsafeArchiveError, open_seal
+from modelseal.seal.archive import (
+    ManifestNotFirstError,
+    create_seal_archive,
+    extract_archive_file,
+    extract_seal_archive,
+    extract_seal_stream,
+)
 
 AddMember = Callable[[tarfile.TarFile], None]
 
@@ -138,3 +150,168 @@ def test_an_archive_without_a_manifest_is_not_a_seal(tmp_path: Path) -> None:
         _file_member("hello.txt")(tar)
     with pytest.raises(SealFormatError, match="holds no seal.json"):
         open_seal(archive)
+
+
+def test_an_archive_made_with_tar_dot_opens(demo_seal_path: Path, tmp_path: Path) -> None:
+    """`tar czf s.tar.gz -C x.seal .` names members ./seal.json, with a ./ folder first."""
+    archive = tmp_path / "s.tar.gz"
+    subprocess.run(["tar", "czf", str(archive), "-C", str(demo_seal_path), "."], check=True)
+    with tarfile.open(archive) as tar:
+        assert tar.getnames()[0] in (".", "./")
+    seal = open_seal(archive, extract_to=tmp_path / "out")
+    assert _tree(tmp_path / "out") == _tree(demo_seal_path)
+    assert all(check.ok for check in seal.file_checks)
+
+
+def test_a_duplicate_member_is_refused_and_nothing_is_written(
+    demo_seal_path: Path, tmp_path: Path
+) -> None:
+    golden = (demo_seal_path / "golden.npz").read_bytes()
+    archive = _archive_with(
+        demo_seal_path, tmp_path / "dup.tar", _file_member("digits-1.0.0.seal/golden.npz", golden)
+    )
+    dest = tmp_path / "dest"
+    with pytest.raises(UnsafeArchiveError, match="'digits-1.0.0.seal/golden.npz' appears twice"):
+        extract_seal_archive(archive, dest)
+    assert not dest.exists() or not any(dest.iterdir())
+
+
+def _bomb(seal: Path, archive: Path, claimed: int) -> Path:
+    """A gzip archive whose golden.npz header claims ``claimed`` bytes of zeros."""
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        for path in sorted(seal.rglob("*")):
+            relative = path.relative_to(seal).as_posix()
+            if path.is_file() and relative != "golden.npz":
+                tar.add(path, arcname=f"bomb.seal/{relative}")
+        info = tarfile.TarInfo("bomb.seal/golden.npz")
+        info.size = claimed
+        tar.addfile(info, io.BufferedReader(_Zeros(claimed), 1 << 20))
+    return archive
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, count: int) -> None:
+        self.left = count
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def test_a_gzip_bomb_is_refused_from_its_header_before_a_byte_is_written(
+    demo_seal_path: Path, tmp_path: Path
+) -> None:
+    """A member larger than the manifest says is refused before it is written: the command
+    runs with a 16 MiB file-size limit, which writing the 64 MiB member would break."""
+    archive = _bomb(demo_seal_path, tmp_path / "bomb.tar.gz", 64 << 20)
+    limit = 16 << 20
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "modelseal", "verify", str(archive)],
+        capture_output=True, text=True, preexec_fn=limit_file_size, check=False, timeout=300,
+    )  # fmt: skip
+    size = (demo_seal_path / "golden.npz").stat().st_size
+    assert result.returncode == 2, result.stderr
+    assert f"golden.npz is {64 << 20} bytes in the archive, manifest says {size}" in result.stderr
+
+
+def test_a_member_whose_bytes_changed_is_refused_naming_it(
+    demo_seal_path: Path, tmp_path: Path
+) -> None:
+    archive = create_seal_archive(demo_seal_path, tmp_path / "digits.seal.tar")
+    data = bytearray(archive.read_bytes())
+    model = (demo_seal_path / "model" / "model.skops").read_bytes()
+    data[data.index(model[:512]) + 300] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    dest = tmp_path / "dest"
+    with pytest.raises(IntegrityError, match="model/model.skops: sha256 is [0-9a-f]{64}, manifest"):
+        extract_seal_archive(archive, dest)
+    assert not dest.exists()
+
+
+def test_a_truncated_archive_names_the_member_it_was_reading(
+    demo_seal_path: Path, tmp_path: Path
+) -> None:
+    archive = create_seal_archive(demo_seal_path, tmp_path / "digits.seal.tar")
+    data = archive.read_bytes()
+    model = (demo_seal_path / "model" / "model.skops").read_bytes()
+    archive.write_bytes(data[: data.index(model[:512]) + 100])
+    with pytest.raises(SealFormatError, match="cut short inside 'digits-1.0.0.seal/model/model"):
+        extract_seal_archive(archive, tmp_path / "dest")
+
+
+def test_archives_are_written_manifest_first_and_extract_from_a_pipe(
+    demo_seal_path: Path, tmp_path: Path
+) -> None:
+    """One pass over a stream that cannot seek: what a download in progress looks like."""
+    archive = create_seal_archive(demo_seal_path, tmp_path / "digits.seal.tgz")
+    with tarfile.open(archive) as tar:
+        first = next(m.name for m in tar.getmembers() if m.isfile())
+    assert first == "digits-1.0.0.seal/seal.json"
+    assert archive.read_bytes()[:2] == b"\x1f\x8b"
+    plain = create_seal_archive(demo_seal_path, tmp_path / "plain", compress=False)
+    assert plain.read_bytes()[257:262] == b"ustar"  # an uncompressed tar, though unnamed
+    seen: list[str] = []
+    read_fd, write_fd = os.pipe()
+    writer = threading.Thread(target=_feed, args=(archive.read_bytes(), write_fd))
+    writer.start()
+    with os.fdopen(read_fd, "rb") as pipe:
+        extracted = extract_seal_stream(
+            pipe, tmp_path / "out", "pipe", on_manifest=lambda m: seen.append(m.digest)
+        )
+    writer.join()
+    assert seen == [extracted.manifest.digest]
+    assert _tree(tmp_path / "out") == _tree(demo_seal_path)
+    assert {check.path for check in extracted.file_checks} == set(extracted.manifest.files)
+
+
+def _feed(data: bytes, fd: int) -> None:
+    with os.fdopen(fd, "wb") as pipe:
+        pipe.write(data)
+
+
+def test_a_stream_that_does_not_start_with_the_manifest_is_refused_unwritten(
+    demo_seal_path: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "late.tar"
+    names = sorted(p.name for p in demo_seal_path.iterdir())
+    subprocess.run(["tar", "cf", str(archive), "-C", str(demo_seal_path), *names], check=True)
+    with archive.open("rb") as stream, pytest.raises(ManifestNotFirstError):
+        extract_seal_stream(_Unseekable(stream), tmp_path / "out", "late.tar")
+    assert not (tmp_path / "out").exists()
+    assert extract_seal_archive(archive, tmp_path / "two-passes") == tmp_path / "two-passes"
+    assert _tree(tmp_path / "two-passes") == _tree(demo_seal_path)
+
+
+class _Unseekable:
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self.stream.read(size)
+
+
+def test_signatures_are_extracted_within_bounds(demo_seal_path: Path, tmp_path: Path) -> None:
+    signed = _archive_with(
+        demo_seal_path,
+        tmp_path / "signed.tar",
+        _file_member("digits-1.0.0.seal/signatures/alice.sig", b"x" * 64),
+    )
+    extracted = extract_archive_file(signed, tmp_path / "out")
+    assert extracted.signatures == ("signatures/alice.sig",)
+    assert (tmp_path / "out" / "signatures" / "alice.sig").read_bytes() == b"x" * 64
+    huge = _archive_with(
+        demo_seal_path,
+        tmp_path / "huge.tar",
+        _file_member("digits-1.0.0.seal/signatures/big.sig", b"x" * (1 << 20)),
+    )
+    with pytest.raises(UnsafeArchiveError, match="signature signatures/big.sig is 1048576 bytes"):
+        extract_seal_archive(huge, tmp_path / "refused")

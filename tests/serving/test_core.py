@@ -1,14 +1,18 @@
-"""The server core in-process: start-up states, the readiness inference probe, liveness."""
+"""One model's core in-process: start-up states, the readiness inference probe, liveness,
+admission, and the metrics of its verdict."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from modelseal import open_seal, pack
+from modelseal.errors import NotAcceptingError, OverloadedError
 from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.serving.config import ServeConfig
 from modelseal.serving.core import ModelServer
@@ -16,6 +20,8 @@ from modelseal.serving.device import DeviceChoice
 from modelseal.serving.health import State
 
 FLAKY = Path(__file__).parents[1] / "fixtures" / "flaky_function.py"
+PATIENCE_SECONDS = 120.0
+"""How long a test waits for something that takes milliseconds on an idle machine."""
 
 
 @pytest.fixture
@@ -29,14 +35,19 @@ def flaky_seal(tmp_path: Path) -> tuple[Path, Path]:
     return seal.root, marker
 
 
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait, polling the event loop, until ``condition()`` holds (generous deadline)."""
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
 async def started(seal_dir: Path, **settings: float) -> ModelServer:
     config = ServeConfig(max_batch_size=4, warmup_rounds=1, **settings)  # type: ignore[arg-type]
     server = ModelServer(open_seal(seal_dir), config, DeviceChoice("cpu", None))
     server.begin_startup()
-    for _ in range(600):
-        if server.health.state in (State.READY, State.FAILED):
-            break
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(server.settled.wait(), PATIENCE_SECONDS)
     return server
 
 
@@ -56,7 +67,7 @@ def test_readiness_probe_flips_when_inference_breaks(
         ]  # fmt: skip
         assert await server.readiness() == (True, "the inference probe passed")
         marker.write_text(mode)
-        await asyncio.sleep(0.06)
+        await asyncio.sleep(0.06)  # past the interval: the next call probes again
         ok, why = await server.readiness()
         assert not ok and reason in why
         assert server.health.snapshot()["ready"] is False
@@ -72,7 +83,7 @@ def test_probe_results_are_cached_between_intervals(flaky_seal: tuple[Path, Path
     seal_dir, marker = flaky_seal
 
     async def scenario() -> None:
-        server = await started(seal_dir, probe_interval_s=30)
+        server = await started(seal_dir, probe_interval_s=600)
         assert (await server.readiness())[0]
         marker.write_text("raise")
         # Within the interval the cached result answers: probes cannot overload the model.
@@ -86,13 +97,13 @@ def test_liveness_fails_when_a_batch_is_wedged(flaky_seal: tuple[Path, Path]) ->
     seal_dir, marker = flaky_seal
 
     async def scenario() -> None:
-        server = await started(seal_dir, stall_seconds=0.5)
+        server = await started(seal_dir, stall_seconds=0.2)
         assert server.liveness() == (True, "alive")
         marker.write_text("hang")
         request = asyncio.ensure_future(server.infer({"input": np.ones((1, 3))}))
-        await asyncio.sleep(1.0)
+        await until(lambda: not server.liveness()[0], "liveness to fail on the hung batch")
         alive, why = server.liveness()
-        assert not alive and "wedged" in why
+        assert not alive and "wedged" in why and "limit 0.2 s" in why
         marker.unlink()
         await request
         assert server.liveness()[0]
@@ -101,8 +112,60 @@ def test_liveness_fails_when_a_batch_is_wedged(flaky_seal: tuple[Path, Path]) ->
     asyncio.run(scenario())
 
 
-def test_every_route_served_is_known_to_the_metrics() -> None:
-    from modelseal.serving.app import _ROUTE_TABLE
-    from modelseal.serving.core import ROUTES
+def test_the_probe_goes_ahead_of_a_full_queue(flaky_seal: tuple[Path, Path]) -> None:
+    seal_dir, marker = flaky_seal
 
-    assert {path for _method, path, _handler in _ROUTE_TABLE} == set(ROUTES)
+    async def scenario() -> None:
+        server = await started(seal_dir, probe_interval_s=0.05, max_queue=2)
+        batcher = server.batcher
+        assert batcher is not None
+        marker.write_text("hang")  # the next batch waits until the marker goes
+        held = [asyncio.ensure_future(server.infer({"input": np.ones((1, 3))}))]
+        await until(lambda: batcher.busy_since is not None, "the held batch to start")
+        held += [asyncio.ensure_future(server.infer({"input": np.ones((1, 3))})) for _ in "ab"]
+        await until(lambda: batcher.queue_depth == 2, "the queue to fill")
+        with pytest.raises(OverloadedError):
+            await server.infer({"input": np.ones((1, 3))})
+        probe = asyncio.ensure_future(server.readiness())
+        await until(lambda: batcher.queue_depth == 3, "the probe to queue")
+        marker.unlink()
+        assert await probe == (True, "the inference probe passed")
+        await asyncio.gather(*held)
+        await server.finish_drain()
+
+    asyncio.run(scenario())
+
+
+def test_admission_refuses_before_any_work_when_full_or_not_ready(
+    flaky_seal: tuple[Path, Path],
+) -> None:
+    seal_dir, marker = flaky_seal
+
+    async def scenario() -> None:
+        config = ServeConfig(max_batch_size=2, max_queue=2, warmup_rounds=1)
+        server = ModelServer(open_seal(seal_dir), config, DeviceChoice("cpu", None))
+        assert isinstance(server.refusal(), NotAcceptingError)
+        with pytest.raises(NotAcceptingError, match="not ready"):
+            async with server.admitted():
+                pass
+        server.begin_startup()
+        await asyncio.wait_for(server.settled.wait(), PATIENCE_SECONDS)
+        assert server.refusal() is None
+        async with server.admitted(), server.admitted():
+            with pytest.raises(OverloadedError, match=r"2 requests are waiting \(max_queue is 2\)"):
+                async with server.admitted():
+                    pass
+        # A request in the running batch no longer waits: it frees its place in the queue.
+        batcher = server.batcher
+        assert batcher is not None
+        marker.write_text("hang")
+        async with server.admitted():
+            running = asyncio.ensure_future(server.infer({"input": np.ones((1, 3))}))
+            await until(lambda: batcher.running == 1, "the batch to run")
+            async with server.admitted():
+                assert server.refusal() is None
+            marker.unlink()
+            await running
+        await server.finish_drain()
+
+    asyncio.run(scenario())

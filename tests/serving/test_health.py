@@ -49,7 +49,6 @@ def test_start_up_path_reaches_ready_and_records_history() -> None:
     [
         ([], State.READY),
         ([], State.WARMING),
-        ([], State.DRAINING),
         ([State.VERIFYING], State.READY),
         ([State.VERIFYING, State.WARMING, State.READY], State.WARMING),
         ([State.VERIFYING, State.WARMING, State.READY], State.READY),
@@ -74,6 +73,8 @@ def test_illegal_transitions_raise_and_change_nothing(path: list[State], illegal
     "path",
     [
         [State.FAILED],
+        [State.DRAINING],
+        [State.DRAINING, State.FAILED],
         [State.VERIFYING, State.FAILED],
         [State.VERIFYING, State.WARMING, State.FAILED],
         [State.VERIFYING, State.WARMING, State.READY, State.FAILED],
@@ -121,13 +122,23 @@ def test_snapshot_is_the_health_body() -> None:
 
 
 class CountingCheck:
-    def __init__(self, delay_s: float = 0.0, error: Exception | None = None) -> None:
+    """A probe check that counts its runs; with ``gated`` each run waits for ``release``."""
+
+    def __init__(
+        self, delay_s: float = 0.0, error: Exception | None = None, *, gated: bool = False
+    ) -> None:
         self.calls = 0
         self.delay_s = delay_s
         self.error = error
+        self.gated = gated
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
 
     async def __call__(self) -> None:
         self.calls += 1
+        self.started.set()
+        if self.gated:
+            await self.release.wait()
         await asyncio.sleep(self.delay_s)
         if self.error is not None:
             raise self.error
@@ -185,21 +196,22 @@ def test_probe_times_out_a_hung_check() -> None:
     probe = InferenceProbe(check, interval_s=0, timeout_s=0.05)
 
     async def main() -> None:
-        ok, reason = await asyncio.wait_for(probe.ok(), 5)
+        ok, reason = await asyncio.wait_for(probe.ok(), 60)
         assert (ok, reason) == (False, "the inference probe timed out after 0.05 s")
 
     asyncio.run(main())
 
 
 def test_a_cancelled_caller_does_not_cancel_the_shared_run() -> None:
-    check = CountingCheck(delay_s=0.05)
-    probe = InferenceProbe(check, interval_s=60)
-
     async def main() -> None:
+        check = CountingCheck(gated=True)
+        probe = InferenceProbe(check, interval_s=60)
         impatient = asyncio.create_task(probe.ok())
         patient = asyncio.create_task(probe.ok())
-        await asyncio.sleep(0.01)
+        await asyncio.wait_for(check.started.wait(), 60)
         impatient.cancel()
+        await asyncio.sleep(0)
+        check.release.set()
         assert await patient == (True, "the inference probe passed")
         assert impatient.cancelled() and check.calls == 1
 

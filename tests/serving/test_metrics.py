@@ -8,15 +8,14 @@ from prometheus_client.samples import Sample
 
 import modelseal
 from modelseal.serving.health import State
-from modelseal.serving.metrics import ServerMetrics, batch_size_buckets
+from modelseal.serving.metrics import RequestMetrics, ServerMetrics, batch_size_buckets
 from modelseal.types import NamedArrays
 
 ROUTES = ("/predict", "/v2/models/{name}/infer", "/health")
 
 
-def samples(metrics: ServerMetrics) -> dict[str, list[Sample]]:
-    body, content_type = metrics.render()
-    assert content_type.startswith("text/plain")
+def samples(metrics: ServerMetrics | RequestMetrics) -> dict[str, list[Sample]]:
+    body = metrics.render()
     by_name: dict[str, list[Sample]] = {}
     for family in text_string_to_metric_families(body.decode()):
         for sample in family.samples:
@@ -31,7 +30,7 @@ def value(found: dict[str, list[Sample]], name: str, **labels: str) -> float:
 
 
 def test_every_metric_is_exposed_with_its_name() -> None:
-    metrics = ServerMetrics(routes=ROUTES, max_batch_size=8)
+    metrics = ServerMetrics(max_batch_size=8)
     names = set(samples(metrics))
     for expected in (
         "modelseal_queue_depth",
@@ -47,11 +46,11 @@ def test_every_metric_is_exposed_with_its_name() -> None:
 
 
 def test_requests_are_counted_by_route_template_method_and_status() -> None:
-    metrics = ServerMetrics(routes=ROUTES, max_batch_size=8)
-    metrics.observe_request("/predict", "POST", 200, 0.002)
-    metrics.observe_request("/predict", "POST", 200, 0.004)
-    metrics.observe_request("/predict", "POST", 422, 0.001)
-    metrics.observe_request("/no/such/path/123", "BREW", 404, 0.001)
+    metrics = RequestMetrics(ROUTES)
+    metrics.observe("/predict", "POST", 200, 0.002)
+    metrics.observe("/predict", "POST", 200, 0.004)
+    metrics.observe("/predict", "POST", 422, 0.001)
+    metrics.observe("/no/such/path/123", "BREW", 404, 0.001)
     found = samples(metrics)
     assert (
         value(found, "modelseal_requests_total", route="/predict", method="POST", status="200") == 2
@@ -72,7 +71,7 @@ def test_requests_are_counted_by_route_template_method_and_status() -> None:
 
 
 def test_batches_inference_and_queue() -> None:
-    metrics = ServerMetrics(routes=ROUTES, max_batch_size=8)
+    metrics = ServerMetrics(max_batch_size=8)
     metrics.observe_batch(1, 0.0)
     metrics.observe_batch(5, 0.003)
     metrics.observe_batch(8, 0.010)
@@ -97,11 +96,13 @@ def test_batches_inference_and_queue() -> None:
 
 
 def test_state_probe_drift_device_and_build() -> None:
-    metrics = ServerMetrics(routes=ROUTES, max_batch_size=8)
+    metrics = ServerMetrics(max_batch_size=8)
+    assert value(samples(metrics), "modelseal_drift_warning") == 0
     metrics.set_state(State.READY)
     metrics.set_probe(False)
-    metrics.set_drift("within_tolerance", warning=False)
-    metrics.set_drift("drift", warning=True)
+    metrics.set_verdict("load-failed")
+    metrics.set_verdict("drift")
+    metrics.set_serving_despite_drift()
     metrics.set_device("cuda:0", "NVIDIA H100 80GB HBM3")
     metrics.set_build("iris", "3", "sha256:abc")
     found = samples(metrics)
@@ -128,11 +129,18 @@ def test_state_probe_drift_device_and_build() -> None:
 
 
 def test_registries_are_private() -> None:
-    first = ServerMetrics(routes=ROUTES, max_batch_size=8)
-    second = ServerMetrics(routes=ROUTES, max_batch_size=8)
-    first.observe_request("/health", "GET", 200, 0.001)
-    assert "modelseal_requests_total" in samples(first)
-    assert "modelseal_requests_total" not in samples(second)
+    first = ServerMetrics(max_batch_size=8)
+    second = ServerMetrics(max_batch_size=8)
+    first.set_state(State.READY)
+    second.observe_batch(4, 0.001)
+    assert value(samples(first), "modelseal_state", modelseal_state="ready") == 1
+    assert value(samples(second), "modelseal_state", modelseal_state="ready") == 0
+    assert value(samples(first), "modelseal_batch_size_rows_count") == 0
+    assert value(samples(second), "modelseal_batch_size_rows_count") == 1
+    requests = RequestMetrics(ROUTES)
+    requests.observe("/health", "GET", 200, 0.001)
+    assert "modelseal_requests_total" in samples(requests)
+    assert "modelseal_requests_total" not in samples(first)
 
 
 def test_batch_size_buckets() -> None:

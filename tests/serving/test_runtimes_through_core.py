@@ -1,5 +1,6 @@
 """Every runtime: pack, open in a fresh process, verify, and predict through the server's
-core (the adaptive batcher) on a batch; the outputs equal the golden ones."""
+core (the adaptive batcher) on a batch; the outputs are the golden ones within the seal's
+tolerance (another process may get other bits: they are never compared bitwise)."""
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def test_round_trip_through_the_server_core(
     result = run_check(seal)
     assert result["verify"] == "consistent"
     assert result["state"] == "ready"
-    assert result["whole_batch"] == {"equal": True, "within": True}
+    assert result["whole_batch"] is True
 
 
 def test_a_torch_seal_is_within_tolerance_at_every_batch_size_1_to_64(tmp_path: Path) -> None:

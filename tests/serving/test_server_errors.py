@@ -13,11 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.serving.metrics_text import metric_samples
 from tests.serving.server import RunningServer, start_server
 
 pytestmark = pytest.mark.slow
 ROW = [0.0] * 64
 INFER = "/v2/models/digits/infer"
+DEEP = b"[" * 40_000 + b"1" + b"]" * 40_000  # deeper than any stack; under --max-body-bytes
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +107,39 @@ CASES = [
         "at most 100000",
         id="too-large",
     ),
+    pytest.param(
+        "/predict", b'{"instances": ' + DEEP + b"}", 400, "not valid JSON", id="predict-deep"
+    ),
+    pytest.param(
+        INFER,
+        b'{"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 64], "data": '
+        + DEEP
+        + b"}]}",
+        400,
+        "not valid JSON",
+        id="infer-deep",
+    ),
+    pytest.param(
+        "/predict",
+        b'{"features": [NaN, ' + DEEP + b"]}",
+        400,
+        "too deeply",
+        id="predict-deep-with-nan",
+    ),
+    pytest.param(
+        "/predict",
+        {"features": [1, True, *ROW[2:]]},
+        422,
+        "features ('input'): float64 needs numbers; got true or false",
+        id="predict-boolean",
+    ),
+    pytest.param(
+        INFER,
+        infer_body([1, 64], data=[True, *ROW[1:]]),
+        422,
+        "inputs[0] ('input'): FP64 needs numbers; got true or false",
+        id="infer-boolean",
+    ),
 ]
 
 
@@ -145,10 +180,18 @@ def test_schemathesis_finds_no_server_error(server: RunningServer, tmp_path: Pat
     assert httpx.get(server.url + "/v2/health/ready").status_code == 200
 
 
-def test_unknown_paths_and_methods_get_json_errors(server: RunningServer) -> None:
+def test_unknown_paths_and_methods_get_json_errors_and_are_counted(server: RunningServer) -> None:
+    def count(route: str, method: str, status: str) -> float:
+        labels = (("method", method), ("route", route), ("status", status))
+        return metric_samples(server.url, "modelseal_requests").get(labels, 0.0)
+
+    missing_before = count("other", "GET", "404")
+    wrong_before = count("/predict", "GET", "405")
     missing = httpx.get(server.url + "/v3/nothing")
     assert missing.status_code == 404
     assert "has no route" in missing.json()["error"]
     wrong_method = httpx.get(server.url + "/predict")
     assert wrong_method.status_code == 405
-    assert "GET /predict" in wrong_method.json()["error"]
+    assert "GET /predict" in wrong_method.json()["error"] and "takes POST" in wrong_method.text
+    assert count("other", "GET", "404") == missing_before + 1
+    assert count("/predict", "GET", "405") == wrong_before + 1

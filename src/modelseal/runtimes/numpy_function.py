@@ -24,12 +24,12 @@ on each other. A function that raises or returns anything else fails with a
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
 import shutil
 import sys
 import time
 import traceback
+import types
 import uuid
 import zipfile
 from collections.abc import Callable, Mapping
@@ -219,15 +219,16 @@ def _read_weights(weights: str | os.PathLike[str] | Mapping[str, Any]) -> NamedA
 
 
 def _import_function(source: Path, shown_as: str) -> PredictFunction:
-    # A unique module name per load, so two seals' model.py never shadow each other.
+    # A unique module name per load, so two seals' model.py never shadow each other. The
+    # source is compiled here rather than imported: an import would write __pycache__ into
+    # the seal, a file nobody sealed, and the next integrity check would refuse the seal.
     module_name = f"modelseal_sealed_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(module_name, source)
-    if spec is None or spec.loader is None:
-        raise RuntimeLoadError(f"{shown_as}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
+    module = types.ModuleType(module_name)
+    module.__file__ = str(source)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        code = compile(source.read_bytes(), str(source), "exec", dont_inherit=True)
+        exec(code, module.__dict__)
     except Exception as exc:
         raise RuntimeLoadError(
             f"{shown_as}: importing the model function failed: {type(exc).__name__}: {exc}"

@@ -1,7 +1,10 @@
 """Serving a sealed model over HTTP: Open Inference Protocol v2 and a simple ``/predict``.
 
-The parts, one concern per module: ``codecs`` (request bodies to named arrays and back),
-``batcher`` (adaptive batching with a bounded queue, inference off the event loop),
-``health`` (the readiness state machine and the cached inference probe) and ``metrics``
-(Prometheus metrics on a private registry).
+One concern per module: ``routes`` (the one route table) and ``handlers`` (thin routes),
+``app`` (router and lifespan) inside ``middleware`` (errors, request metrics, drain),
+``protocol`` (connections: timeouts, limits, refusals, shutdown) under ``runner`` (pre-flight
+and the drain); ``repository`` (the models by name), ``core`` (one model: start-up, health,
+admission), ``batcher`` and ``batches`` (adaptive batching), ``health`` (the state machine
+and the inference probe), ``metrics``, ``codecs`` (request bodies to named arrays and back,
+transport-free), ``offload`` (work kept off the event loop), ``openapi``, ``config``.
 """

@@ -1,283 +1,140 @@
-"""The HTTP surface: thin routes for the Open Inference Protocol v2 and the simple API.
+"""The ASGI application: the route table's router inside the middleware, and the lifespan
+that starts every model's start-up and finishes its drain.
 
-Every route translates HTTP to and from ``ModelServer`` and nothing else; errors become
-JSON ``{"error": ...}`` with the right status in exactly one place (``STATUS_OF``).
+    RequestCounting( CloseWhileDraining( ErrorMapping( Router(ROUTES) ) ) )
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from re import Pattern
 
 import orjson
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modelseal._version import __version__
-from modelseal.errors import (
-    InputError,
-    MalformedRequestError,
-    NotAcceptingError,
-    OverloadedError,
-    RequestTooLargeError,
-    SealError,
-    UnknownModelError,
+from modelseal.errors import MethodNotAllowedError, UnknownModelError, UnknownRouteError
+from modelseal.serving.handlers import Serving
+from modelseal.serving.metrics import RequestMetrics
+from modelseal.serving.middleware import (
+    ROUTE_KEY,
+    CloseWhileDraining,
+    ErrorMapping,
+    RequestCounting,
+    raw_error_response,
 )
-from modelseal.oip import datatype_of
-from modelseal.serving import codecs
-from modelseal.serving.core import ModelServer
-from modelseal.serving.health import State
-from modelseal.serving.logs import get_logger
 from modelseal.serving.openapi import openapi_document
-
-log = get_logger("http")
-JSON = "application/json"
-RETRY_AFTER_SECONDS = "1"
-# Most specific first: the first class in an error's MRO found here decides its status.
-STATUS_OF: dict[type[SealError], int] = {
-    MalformedRequestError: 400,
-    InputError: 422,
-    UnknownModelError: 404,
-    RequestTooLargeError: 413,
-    OverloadedError: 503,
-    NotAcceptingError: 503,
-}
-Handler = Callable[[Request, ModelServer], Awaitable[Response]]
+from modelseal.serving.repository import ModelRepository
+from modelseal.serving.routes import ROUTES, Route
 
 
-def create_app(server: ModelServer) -> Starlette:
-    routes = [
-        Route(path, _endpoint(path, handler, server), methods=[method])
-        for method, path, handler in _ROUTE_TABLE
-    ]
+@dataclass(frozen=True)
+class ServerApp:
+    asgi: ASGIApp
+    """The ASGI application."""
+    refusal: FastRefusal
+    """What connections answer themselves, without the application (see ``protocol``)."""
 
-    @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        server.begin_startup()
-        yield
-        await server.finish_drain()
 
-    return Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        exception_handlers={404: _no_such_route, 405: _no_such_route},
+def create_app(models: ModelRepository) -> ServerApp:
+    serving = Serving(
+        models=models,
+        requests=RequestMetrics([route.path for route in ROUTES]),
+        openapi=orjson.dumps(openapi_document(models.default.seal, ROUTES)),
+    )
+    router = Router(ROUTES, serving)
+    http = RequestCounting(
+        CloseWhileDraining(ErrorMapping(router), lambda: models.draining), serving.requests
     )
 
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(models, receive, send)
+        elif scope["type"] == "http":
+            await http(scope, receive, send)
 
-async def _no_such_route(request: Request, exc: Exception) -> Response:
-    status = getattr(exc, "status_code", 404)
-    verb = "has no route" if status == 404 else "does not take this method on"
-    message = (
-        f"{request.method} {request.url.path}: this server {verb} this path; see /openapi.json"
-    )
-    return _json({"error": message}, status)
-
-
-def _endpoint(
-    route: str, handler: Handler, server: ModelServer
-) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        started = time.perf_counter()
-        server.last_request_at = time.monotonic()
-        try:
-            response = await handler(request, server)
-        except SealError as exc:
-            response = error_response(exc, server)
-        except Exception as exc:
-            log.exception("unhandled error on %s", route)
-            response = _json({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
-        if server.health.state is State.DRAINING:
-            # Clients drop keep-alive connections while we drain, so none is left idle
-            # (and reset) when the process finally exits.
-            response.headers["connection"] = "close"
-        server.metrics.observe_request(
-            route, request.method, response.status_code, time.perf_counter() - started
-        )
-        return response
-
-    return endpoint
+    return ServerApp(app, FastRefusal(ROUTES, serving))
 
 
-def error_response(error: SealError, server: ModelServer) -> Response:
-    status = next((STATUS_OF[k] for k in type(error).__mro__ if k in STATUS_OF), 500)
-    if status == 500:
-        log.error("request failed: %s: %s", type(error).__name__, error)
-    response = Response(codecs.error_body(str(error)), status_code=status, media_type=JSON)
-    if status == 503:
-        response.headers["retry-after"] = RETRY_AFTER_SECONDS
-    return response
+class Router:
+    """Sends a request to its route's handler; no route is ``UnknownRouteError`` (404) and
+    another method ``MethodNotAllowedError`` (405), both JSON like every other error."""
 
+    def __init__(self, routes: Sequence[Route], serving: Serving) -> None:
+        self._routes: list[tuple[Pattern[str], Route]] = [
+            (compile_path(route.path)[0], route) for route in routes
+        ]
+        self._serving = serving
 
-# --- Open Inference Protocol v2 ------------------------------------------------------------
-
-
-async def server_metadata(_request: Request, _server: ModelServer) -> Response:
-    return _json(
-        {"name": "modelseal", "version": __version__, "extensions": ["binary_tensor_data"]}
-    )
-
-
-async def server_live(_request: Request, server: ModelServer) -> Response:
-    ok, reason = server.liveness()
-    return _json({"live": ok, "reason": reason}, 200 if ok else 503)
-
-
-async def server_ready(_request: Request, server: ModelServer) -> Response:
-    ok, reason = await server.readiness()
-    return _json({"ready": ok, "reason": reason}, 200 if ok else 503)
-
-
-async def model_metadata(request: Request, server: ModelServer) -> Response:
-    _check_model(request, server)
-    signature = server.seal.signature
-    return _json(
-        {
-            "name": server.seal.name,
-            "versions": [server.seal.version],
-            "platform": f"modelseal_{server.seal.runtime}",
-            "inputs": [_tensor_metadata(spec) for spec in signature.inputs],
-            "outputs": [_tensor_metadata(spec) for spec in signature.outputs],
-        }
-    )
-
-
-async def model_ready(request: Request, server: ModelServer) -> Response:
-    _check_model(request, server)
-    ok, reason = await server.readiness()
-    body = {"name": server.seal.name, "ready": ok, "reason": reason}
-    return _json(body, 200 if ok else 503)
-
-
-async def model_infer(request: Request, server: ModelServer) -> Response:
-    _check_model(request, server)
-    body = await _read_body(request, server.config.max_body_bytes)
-    header = request.headers.get("inference-header-content-length")
-    decoded = codecs.decode_infer_request(
-        body, _header_length(header), server.seal.signature, nan_policy=server.config.nan_policy
-    )
-    outputs = await server.infer(decoded.inputs)
-    selected = {name: outputs[name] for name in decoded.output_names}
-    payload, json_length = codecs.encode_infer_response(
-        server.seal.name,
-        server.seal.version,
-        decoded.id,
-        selected,
-        decoded.binary_outputs,
-    )
-    if json_length is None:
-        return Response(payload, media_type=JSON)
-    return Response(
-        payload,
-        media_type="application/octet-stream",
-        headers={"inference-header-content-length": str(json_length)},
-    )
-
-
-# --- the simple API and operations --------------------------------------------------------
-
-
-async def predict(request: Request, server: ModelServer) -> Response:
-    body = await _read_body(request, server.config.max_body_bytes)
-    inputs, single = codecs.decode_predict_request(
-        body, server.seal.signature, nan_policy=server.config.nan_policy
-    )
-    outputs = await server.infer(inputs)
-    payload = codecs.encode_predict_response(
-        outputs, single, server.seal.version, server.seal.digest, server.device.device
-    )
-    return Response(payload, media_type=JSON)
-
-
-async def health(_request: Request, server: ModelServer) -> Response:
-    ok, _reason = await server.readiness()
-    return _json(server.health_body(), 200 if ok else 503)
-
-
-async def seal_document(_request: Request, server: ModelServer) -> Response:
-    report = server.report.model_dump(mode="json") if server.report else None
-    return _json({"manifest": server.seal.manifest.model_dump(mode="json"), "verify": report})
-
-
-async def metrics(_request: Request, server: ModelServer) -> Response:
-    body, content_type = server.metrics.render()
-    return Response(body, headers={"content-type": content_type})
-
-
-async def openapi(_request: Request, server: ModelServer) -> Response:
-    return _json(openapi_document(server.seal))
-
-
-_ROUTE_TABLE: list[tuple[str, str, Handler]] = [
-    ("GET", "/v2", server_metadata),
-    ("GET", "/v2/health/live", server_live),
-    ("GET", "/v2/health/ready", server_ready),
-    ("GET", "/v2/models/{name}", model_metadata),
-    ("GET", "/v2/models/{name}/versions/{version}", model_metadata),
-    ("GET", "/v2/models/{name}/ready", model_ready),
-    ("GET", "/v2/models/{name}/versions/{version}/ready", model_ready),
-    ("POST", "/v2/models/{name}/infer", model_infer),
-    ("POST", "/v2/models/{name}/versions/{version}/infer", model_infer),
-    ("POST", "/predict", predict),
-    ("GET", "/health", health),
-    ("GET", "/health/live", server_live),
-    ("GET", "/health/ready", server_ready),
-    ("GET", "/seal", seal_document),
-    ("GET", "/metrics", metrics),
-    ("GET", "/openapi.json", openapi),
-]
-
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON)
-
-
-def _check_model(request: Request, server: ModelServer) -> None:
-    name = request.path_params["name"]
-    if name != server.seal.name:
-        raise UnknownModelError(
-            f"model {name!r} is not served here; this server serves {server.seal.name!r}"
-        )
-    version = request.path_params.get("version")
-    if version is not None and version != server.seal.version:
-        raise UnknownModelError(
-            f"model {name!r} has no version {version!r}; this server serves version "
-            f"{server.seal.version!r}"
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method, path = scope["method"], scope["path"]
+        allowed: list[Route] = []
+        for pattern, route in self._routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            if method == route.method or (method == "HEAD" and route.method == "GET"):
+                scope[ROUTE_KEY] = route.path
+                scope["path_params"] = match.groupdict()
+                response = await route.handler(Request(scope, receive), self._serving)
+                await response(scope, receive, send)
+                return
+            allowed.append(route)
+        if allowed:
+            scope[ROUTE_KEY] = allowed[0].path
+            methods = ", ".join(route.method for route in allowed)
+            raise MethodNotAllowedError(
+                f"{method} {path}: this server does not take this method on this path (it "
+                f"takes {methods}); see /openapi.json"
+            )
+        raise UnknownRouteError(
+            f"{method} {path}: this server has no route for this path; see /openapi.json"
         )
 
 
-def _tensor_metadata(spec: Any) -> dict[str, Any]:
-    return {"name": spec.name, "datatype": datatype_of(spec.dtype), "shape": spec.shape}
+class FastRefusal:
+    """What a connection answers at once, without the app, to an inference request its model
+    would refuse anyway (not ready, or full): under a retry storm a refusal then costs a
+    fraction of an answer, and answers keep their share of the CPU. Counted in the metrics
+    like any request. None lets the app answer (and while draining it always does, as it
+    closes connections)."""
 
+    def __init__(self, routes: Sequence[Route], serving: Serving) -> None:
+        self._inference = [
+            (compile_path(route.path)[0], route) for route in routes if route.body is not None
+        ]
+        self._serving = serving
 
-def _header_length(value: str | None) -> int | None:
-    if value is None:
+    def __call__(self, method: str, path: str) -> bytes | None:
+        models = self._serving.models
+        if method != "POST" or models.draining:
+            return None
+        for pattern, route in self._inference:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            params = match.groupdict()
+            name = params.get("name", models.default.seal.name)
+            try:
+                refusal = models.model(name, params.get("version")).refusal()
+            except UnknownModelError:
+                return None
+            if refusal is None:
+                return None
+            self._serving.requests.observe(route.path, method, 503, 0.0)
+            return raw_error_response(refusal)
         return None
-    if not value.isdigit():
-        raise MalformedRequestError(
-            f"Inference-Header-Content-Length must be a byte count, got {value!r}"
-        )
-    return int(value)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestTooLargeError(
-            f"the request body is {declared} bytes; this server accepts at most {limit} "
-            "(--max-body-bytes)"
-        )
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLargeError(f"the request body exceeds {limit} bytes (--max-body-bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def _lifespan(models: ModelRepository, receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            models.begin_startup()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await models.finish_drain()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -21,26 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from modelseal.errors import (
-    InputError,
-    NotAcceptingError,
-    OverloadedError,
-    RuntimeLoadError,
-    UsageError,
-)
+from modelseal.errors import NotAcceptingError, OverloadedError, UsageError
+from modelseal.serving.batches import BatchKey, PredictFn, describe, predict_batch
 from modelseal.types import NamedArrays
-
-PredictFn = Callable[[NamedArrays], NamedArrays]
-"""A model's batch predict: named inputs to named outputs, batch on axis 0."""
 
 BatchObserver = Callable[[int, float], None]
 """Called as ``on_batch(batch_rows, seconds_waited_by_oldest)`` before each batch runs."""
 
 _log = logging.getLogger(__name__)
-
-_BatchKey = tuple[tuple[str, str, tuple[int, ...]], ...]
 
 
 class AdaptiveBatcher:
@@ -54,9 +42,8 @@ class AdaptiveBatcher:
     oldest request has waited that long for more rows to arrive.
 
     A batcher is used once: ``start``, any number of ``submit`` calls, then ``drain``.
-    Liveness: ``last_progress`` is the monotonic time of the last finished batch or idle
-    tick, and ``busy_since`` the start of the running batch (None when idle), so a caller
-    can call the model wedged when a batch has run longer than it should.
+    ``busy_since`` is when the running batch started (None when idle), so that a caller can
+    call the model wedged when a batch has run longer than it should.
     """
 
     def __init__(
@@ -67,24 +54,17 @@ class AdaptiveBatcher:
         max_batch_delay_ms: float,
         max_queue: int,
         on_batch: BatchObserver | None = None,
-        idle_tick_s: float = 1.0,
     ) -> None:
-        if max_batch_size < 1 or max_queue < 1:
+        if max_batch_size < 1 or max_queue < 1 or max_batch_delay_ms < 0:
             raise UsageError(
-                f"max_batch_size and max_queue must be at least 1; got {max_batch_size} and "
-                f"{max_queue}"
-            )
-        if max_batch_delay_ms < 0 or idle_tick_s <= 0:
-            raise UsageError(
-                f"max_batch_delay_ms must be >= 0 and idle_tick_s > 0; got "
-                f"{max_batch_delay_ms} and {idle_tick_s}"
+                "max_batch_size and max_queue must be at least 1 and max_batch_delay_ms 0 or "
+                f"more; got {max_batch_size}, {max_queue} and {max_batch_delay_ms}"
             )
         self._predict = predict
         self.max_batch_size = max_batch_size
         self._delay_s = max_batch_delay_ms / 1000.0
         self._max_queue = max_queue
         self._on_batch = on_batch
-        self._idle_tick_s = idle_tick_s
         self._queue: deque[_Request] = deque()
         self._rows_waiting = 0
         self._running: list[_Request] = []
@@ -93,8 +73,6 @@ class AdaptiveBatcher:
         self._accepting = False
         self._refusal = "the batcher has not been started"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelseal-predict")
-        self.last_progress: float = time.monotonic()
-        """Monotonic time of the last finished batch or idle tick."""
         self.busy_since: float | None = None
         """Monotonic time the running batch started; None when no batch runs."""
 
@@ -102,6 +80,11 @@ class AdaptiveBatcher:
     def queue_depth(self) -> int:
         """Requests waiting for a batch (not counting those running)."""
         return len(self._queue)
+
+    @property
+    def running(self) -> int:
+        """Requests in the batch that runs now."""
+        return len(self._running)
 
     @property
     def rows_in_queue(self) -> int:
@@ -125,17 +108,30 @@ class AdaptiveBatcher:
         disagree on the batch size, and whatever ``predict`` raised for the batch this request
         ran in. Cancelling the caller drops the request without disturbing its batch.
         """
-        if not self._accepting:
-            raise NotAcceptingError(self._refusal)
+        request = self._request(inputs)
         if len(self._queue) >= self._max_queue:
             raise OverloadedError(
                 f"{len(self._queue)} requests are already waiting (max_queue is "
                 f"{self._max_queue}); retry shortly"
             )
-        rows, key = _describe(inputs)
-        request = _Request(inputs, rows, key, asyncio.get_running_loop().create_future())
         self._queue.append(request)
-        self._rows_waiting += rows
+        return await self._outcome(request)
+
+    async def submit_first(self, inputs: NamedArrays) -> NamedArrays:
+        """``submit``, but ahead of every waiting request and never refused for a full queue:
+        for the readiness probe, so that load never fails readiness."""
+        request = self._request(inputs)
+        self._queue.appendleft(request)
+        return await self._outcome(request)
+
+    def _request(self, inputs: NamedArrays) -> _Request:
+        if not self._accepting:
+            raise NotAcceptingError(self._refusal)
+        rows, key = describe(inputs)
+        return _Request(inputs, rows, key, asyncio.get_running_loop().create_future())
+
+    async def _outcome(self, request: _Request) -> NamedArrays:
+        self._rows_waiting += request.rows
         self._notify()
         try:
             return await request.future
@@ -165,17 +161,13 @@ class AdaptiveBatcher:
         try:
             while self._accepting or self._queue:
                 if not self._queue:
-                    await self._idle()
+                    await self._wait_for_work(None)
                     continue
                 batch = self._take_batch()
                 await self._fill(batch)
                 await self._run(batch)
         finally:
             self._fail_all(NotAcceptingError("the batcher stopped before this request finished"))
-
-    async def _idle(self) -> None:
-        if not await self._wait_for_work(self._idle_tick_s):
-            self.last_progress = time.monotonic()
 
     def _take_batch(self) -> list[_Request]:
         first = self._queue.popleft()
@@ -223,7 +215,7 @@ class AdaptiveBatcher:
         try:
             parts = [request.inputs for request in live]
             results = await loop.run_in_executor(
-                self._executor, _predict_batch, self._predict, parts
+                self._executor, predict_batch, self._predict, parts
             )
         except Exception as exc:
             for request in live:
@@ -233,7 +225,6 @@ class AdaptiveBatcher:
                 _resolve(request.future, outputs)
         finally:
             self.busy_since = None
-            self.last_progress = time.monotonic()
         self._running = []
 
     def _observe(self, rows: int, waited_s: float) -> None:
@@ -247,17 +238,18 @@ class AdaptiveBatcher:
 
     # --- wake-ups and bookkeeping ----------------------------------------------------------
 
-    async def _wait_for_work(self, timeout_s: float) -> bool:
+    async def _wait_for_work(self, timeout_s: float | None) -> bool:
         """Wait until a request arrives or drain starts (True), or ``timeout_s`` passes."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
         self._waiter = waiter
         # A bare future and a timer: cheaper than asyncio.wait_for on every wake-up.
-        timer = loop.call_later(timeout_s, _resolve, waiter, False)
+        timer = None if timeout_s is None else loop.call_later(timeout_s, _resolve, waiter, False)
         try:
             return await waiter
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             self._waiter = None
 
     def _notify(self) -> None:
@@ -286,53 +278,9 @@ class AdaptiveBatcher:
 class _Request:
     inputs: NamedArrays
     rows: int
-    key: _BatchKey
+    key: BatchKey
     future: asyncio.Future[NamedArrays]
     enqueued_at: float = field(default_factory=time.monotonic)
-
-
-def _describe(inputs: NamedArrays) -> tuple[int, _BatchKey]:
-    """The request's row count and what a request must share with it to join its batch."""
-    if not inputs:
-        raise InputError("the request has no inputs")
-    rows: dict[str, int] = {}
-    key: list[tuple[str, str, tuple[int, ...]]] = []
-    for name in sorted(inputs):
-        array = inputs[name]
-        if array.ndim == 0:
-            raise InputError(f"input {name!r} is a 0-d array; inputs need a batch axis (axis 0)")
-        rows[name] = array.shape[0]
-        # Strings of different widths concatenate fine; other dtypes must match exactly.
-        kind = array.dtype.kind if array.dtype.kind in "OSU" else array.dtype.str
-        key.append((name, kind, array.shape[1:]))
-    if len(set(rows.values())) > 1:
-        detail = ", ".join(f"{name!r} has {count}" for name, count in rows.items())
-        raise InputError(f"inputs disagree on the batch size (axis 0): {detail}")
-    return next(iter(rows.values())), tuple(key)
-
-
-def _predict_batch(predict: PredictFn, parts: list[NamedArrays]) -> list[NamedArrays]:
-    """Run in the predict thread: concatenate, predict once, split back by row counts."""
-    if len(parts) == 1:
-        return [predict(parts[0])]
-    merged = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-    outputs = predict(merged)
-    counts = [next(iter(part.values())).shape[0] for part in parts]
-    return _split(outputs, counts)
-
-
-def _split(outputs: NamedArrays, counts: list[int]) -> list[NamedArrays]:
-    total = sum(counts)
-    for name, array in outputs.items():
-        if array.ndim == 0 or array.shape[0] != total:
-            got = "a 0-d array" if array.ndim == 0 else f"{array.shape[0]} rows"
-            raise RuntimeLoadError(
-                f"the model returned {got} for output {name!r} from a batch of {total} rows; "
-                "outputs must keep the batch axis (axis 0)"
-            )
-    bounds = np.cumsum(counts)[:-1]
-    pieces = {name: np.split(array, bounds) for name, array in outputs.items()}
-    return [{name: pieces[name][index] for name in outputs} for index in range(len(counts))]
 
 
 def _resolve(future: asyncio.Future[Any], outcome: object) -> None:

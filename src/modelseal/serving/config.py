@@ -7,8 +7,10 @@ from typing import Literal
 
 from modelseal.errors import UsageError
 
-DriftPolicy = Literal["fail", "warn"]
+# Read by the CLI of every install: nothing here may need the serve extra (orjson, uvicorn).
+DriftPolicy = Literal["fail", "warn", "exit"]
 NanPolicy = Literal["reject", "allow"]
+"""What to do with NaN or Inf in a floating-point input: reject the request, or pass it on."""
 LogFormat = Literal["auto", "json", "text"]
 
 
@@ -24,7 +26,9 @@ class ServeConfig:
     """Run in half precision on the GPU, for runtimes that support it."""
     drift: DriftPolicy = "fail"
     """``fail``: a golden replay beyond tolerance keeps the server not ready; ``warn``: ready,
-    with the report on /seal and the drift warning metric set."""
+    with the report on /seal and the drift warning metric set; ``exit``: the process exits 1
+    when start-up verification fails (drift, or a model that cannot load or run here), for
+    Compose and plain Docker, where nothing reads readiness."""
     tolerance: tuple[str, ...] = ()
     max_batch_size: int = 64
     max_batch_delay_ms: float = 0.0
@@ -36,6 +40,12 @@ class ServeConfig:
     """Readiness re-runs a golden row through the model at most this often."""
     stall_seconds: float = 60.0
     """Liveness fails when one batch has been running longer than this (a wedged worker)."""
+    header_timeout_s: float = 10.0
+    """A request's headers must arrive within this long of its first byte (or of connecting)."""
+    body_timeout_s: float = 60.0
+    """A request's body must arrive within this long of its headers."""
+    max_connections: int = 1000
+    """Connections opened beyond this many open ones get a 503 (Retry-After) and are closed."""
     drain_seconds: float = 5.0
     warmup_rounds: int = 3
     access_log: bool = False
@@ -50,6 +60,9 @@ class ServeConfig:
             "max_body_bytes": self.max_body_bytes,
             "probe_interval_s": self.probe_interval_s,
             "stall_seconds": self.stall_seconds,
+            "header_timeout_s": self.header_timeout_s,
+            "body_timeout_s": self.body_timeout_s,
+            "max_connections": self.max_connections,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -63,8 +76,13 @@ class ServeConfig:
         for name, value in non_negative.items():
             if value < 0:
                 raise UsageError(f"{name} must be 0 or more, got {value}")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise UsageError(f"device {self.device!r}: expected auto, cpu, cuda or cuda:N")
+        kind, colon, index = self.device.partition(":")
+        cuda_n = kind == "cuda" and colon and index.isascii() and index.isdecimal()
+        if not (self.device in ("auto", "cpu", "cuda") or cuda_n):
+            raise UsageError(
+                f"--device {self.device!r}: expected auto, cpu, cuda or cuda:N with N a GPU "
+                "index (cuda:0, cuda:1, ...)"
+            )
 
     @property
     def batch_sizes(self) -> tuple[int, ...]:

@@ -1,68 +1,56 @@
-"""The one core behind every protocol route: the loaded model, the batcher, health, metrics.
+"""One served model: the loaded model, its batcher, its health, its metrics, its start-up.
 
-Start-up runs in the background while the server already answers liveness, one step at a
-time, each logged with its duration and the seal digest: load runtime -> environment diff
--> golden replay -> warm-up -> ready. The integrity check and the device check ran before
-(``runner.preflight``), so a corrupt seal or a missing GPU never gets this far.
+Start-up runs in the background while liveness already answers, one step at a time, each
+logged with its duration and the seal digest: load -> environment diff -> golden replay ->
+warm-up -> ready (integrity and device were checked before, in ``runner.preflight``).
+SIGTERM in any start-up state stops it where it is: the model never turns ready after it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
 
-import numpy as np
-
-from modelseal.errors import NotAcceptingError, RuntimeLoadError
+from modelseal.errors import (
+    DriftError,
+    NotAcceptingError,
+    OverloadedError,
+    RuntimeLoadError,
+    SealError,
+)
 from modelseal.golden.compare import compare_output
-from modelseal.golden.store import Golden, load_golden
+from modelseal.golden.store import load_golden
 from modelseal.runtimes.base import Loaded
 from modelseal.seal.artifact import Seal
 from modelseal.serving.batcher import AdaptiveBatcher
+from modelseal.serving.batches import tiled
 from modelseal.serving.config import ServeConfig
 from modelseal.serving.device import DeviceChoice
 from modelseal.serving.health import HealthState, InferenceProbe, State
 from modelseal.serving.logs import get_logger
 from modelseal.serving.metrics import ServerMetrics
+from modelseal.serving.offload import in_daemon_thread
 from modelseal.types import NamedArrays
 from modelseal.verify import Verdict, Verification, VerifyReport, seal_policies
 
 log = get_logger("server")
 T = TypeVar("T")
-
-ROUTES = (
-    "/v2",
-    "/v2/health/live",
-    "/v2/health/ready",
-    "/v2/models/{name}",
-    "/v2/models/{name}/versions/{version}",
-    "/v2/models/{name}/ready",
-    "/v2/models/{name}/versions/{version}/ready",
-    "/v2/models/{name}/infer",
-    "/v2/models/{name}/versions/{version}/infer",
-    "/predict",
-    "/health",
-    "/health/live",
-    "/health/ready",
-    "/seal",
-    "/metrics",
-    "/openapi.json",
-)
-SERVING_STATES = frozenset({State.READY, State.DRAINING})
+STARTING = frozenset({State.LOADING, State.VERIFYING, State.WARMING})
 
 
 class ModelServer:
-    """Owns what every route needs; routes only translate HTTP to and from it."""
+    """Owns what every route needs for one model; routes only translate HTTP to and from it."""
 
     def __init__(self, seal: Seal, config: ServeConfig, device: DeviceChoice) -> None:
         self.seal = seal
         self.config = config
         self.device = device
-        self.metrics = ServerMetrics(routes=ROUTES, max_batch_size=config.max_batch_size)
-        self.health = HealthState(reason="loading the model", on_change=self.metrics.set_state)
+        self.metrics = ServerMetrics(max_batch_size=config.max_batch_size)
+        self.health = HealthState(reason="loading the model", on_change=self._entered)
         self.metrics.set_state(State.LOADING)
         self.metrics.set_build(seal.name, seal.version, seal.digest)
         self.metrics.set_device(device.device, device.gpu_name)
@@ -72,12 +60,15 @@ class ModelServer:
         self.loaded: Loaded | None = None
         self.batcher: AdaptiveBatcher | None = None
         self.probe = InferenceProbe(self._probe_inference, config.probe_interval_s)
+        self.startup_failure: SealError | None = None
+        """Why start-up failed (drift, or a model that cannot load or run here), else None."""
+        self.was_ready = False
+        """Whether the model ever turned ready (only then is there traffic to drain)."""
+        self.settled = asyncio.Event()
+        """Set once start-up has ended: ready, failed, or stopped by a drain."""
         self._probe_reference: NamedArrays | None = None
         self._startup: asyncio.Task[None] | None = None
-        self.last_request_at = time.monotonic()
-        """When the latest request arrived (monotonic); the drain waits for quiet."""
-
-    # --- lifecycle --------------------------------------------------------------------------
+        self._admitted = 0
 
     def begin_startup(self) -> None:
         self._startup = asyncio.get_running_loop().create_task(
@@ -89,7 +80,7 @@ class ModelServer:
             await self._start_up()
         except Exception as exc:
             log.exception("start-up failed", extra=self._log_fields())
-            self._fail(f"start-up failed: {type(exc).__name__}: {exc}")
+            self._fail(f"start-up failed: {type(exc).__name__}: {exc}", RuntimeLoadError)
 
     async def _start_up(self) -> None:
         timings: dict[str, float] = {}
@@ -109,8 +100,9 @@ class ModelServer:
             await self._step("environment", timings, verification.diff_environment)
             self.report = verification.report()
             failure = verification.failure
+            self.metrics.set_verdict(self.report.verdict.value)
             detail = f"{failure.error_type}: {failure.message}" if failure else "unknown"
-            self._fail(f"the model cannot be loaded here: {detail}; see /seal")
+            self._fail(f"the model cannot be loaded here: {detail}", RuntimeLoadError)
             return
         self.loaded = loaded
         log.info("runtime load breakdown", extra={**self._log_fields(), **loaded.load_timings})
@@ -127,19 +119,24 @@ class ModelServer:
         log.info("ready", extra={**self._log_fields(), "device": loaded.device})
 
     def _accept_report(self, report: VerifyReport) -> bool:
-        drifted = report.verdict is not Verdict.CONSISTENT
-        self.metrics.set_drift(report.verdict.value, warning=drifted)
-        if not drifted:
+        self.metrics.set_verdict(report.verdict.value)
+        if report.verdict is Verdict.CONSISTENT:
             return True
         if report.failure is not None:
             detail = f"{report.failure.error_type}: {report.failure.message}"
-            self._fail(f"the model fails on its golden inputs: {detail}; see /seal")
+            self._fail(f"the model fails on its golden inputs: {detail}", RuntimeLoadError)
             return False
-        failing = sorted({r.comparison.name for r in report.golden if not r.comparison.passed})
-        message = f"golden replay verdict {report.verdict.value} on outputs {failing}"
-        if self.config.drift == "fail":
-            self._fail(f"{message}; see /seal (serve with --drift warn to take traffic anyway)")
+        failing = [
+            f"{r.comparison.name} at batch size {r.batch_size}: "
+            + "; ".join(c.detail for c in r.comparison.checks if not c.passed)
+            for r in report.golden
+            if not r.comparison.passed
+        ]
+        message = f"golden replay verdict {report.verdict.value} on {' | '.join(failing)}"
+        if self.config.drift != "warn":
+            self._fail(f"{message} (serve with --drift warn to take traffic anyway)", DriftError)
             return False
+        self.metrics.set_serving_despite_drift()
         log.warning("%s; serving anyway (--drift warn)", message, extra=self._log_fields())
         return True
 
@@ -160,12 +157,15 @@ class ModelServer:
         self._probe_reference = await self.infer(self.golden.input_rows(0, 1))
         for _ in range(self.config.warmup_rounds):
             for batch_size in self.config.batch_sizes:
-                await self.infer(_tiled_golden_inputs(self.golden, batch_size))
+                await self.infer(tiled(self.golden.inputs, batch_size))
 
     def begin_drain(self) -> None:
-        """SIGTERM: readiness turns 503 at once; requests are still served."""
-        if self.health.state in (State.READY, State.WARMING, State.VERIFYING):
+        """SIGTERM: readiness turns 503, requests are still served, a start-up stops."""
+        if self.health.state in (*STARTING, State.READY):
             self.health.to(State.DRAINING, "shutting down: draining in-flight requests")
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()
+            self.settled.set()
 
     async def finish_drain(self) -> None:
         """The drain window is over: refuse new requests, finish what is queued."""
@@ -174,28 +174,59 @@ class ModelServer:
         if self.batcher is not None:
             await self.batcher.drain()
 
-    async def wait_for_quiet(self, quiet_s: float, limit_s: float) -> None:
-        """Return once no request has arrived for ``quiet_s`` (or after ``limit_s``)."""
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            idle = time.monotonic() - self.last_request_at
-            if idle >= quiet_s:
-                return
-            await asyncio.sleep(quiet_s - idle)
+    def _entered(self, state: State) -> None:
+        self.metrics.set_state(state)
+        if state is State.READY:
+            self.was_ready = True
+        if state in (State.READY, State.FAILED):
+            self.settled.set()
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, error: type[SealError]) -> None:
         log.error(reason, extra=self._log_fields())
-        self.health.to(State.FAILED, reason)
+        self.startup_failure = self.startup_failure or error(reason)
+        self.health.to(State.FAILED, f"{reason}; see /seal")
 
-    # --- requests ---------------------------------------------------------------------------
+    @asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """Hold a request from before its body is read until it is answered; raise
+        ``refusal()`` first, before any work is spent on it."""
+        refusal = self.refusal()
+        if refusal is not None:
+            raise refusal
+        self._admitted += 1
+        try:
+            yield
+        finally:
+            self._admitted -= 1
+
+    def refusal(self) -> SealError | None:
+        """Why a new request would be refused now: nothing is taken, or ``max_queue``
+        requests already wait (read, decoded or queued) beside the batch that runs."""
+        batcher = self._taking()
+        if batcher is None:
+            return self._not_ready()
+        waiting = self._admitted - batcher.running
+        if waiting < self.config.max_queue:
+            return None
+        return OverloadedError(
+            f"{waiting} requests are waiting (max_queue is {self.config.max_queue}); retry shortly"
+        )
 
     async def infer(self, inputs: NamedArrays) -> NamedArrays:
-        batcher = self.batcher
-        if batcher is None or self.health.state not in (*SERVING_STATES, State.WARMING):
-            raise NotAcceptingError(
-                f"the model is not ready ({self.health.state.value}: {self.health.reason})"
-            )
+        batcher = self._taking()
+        if batcher is None:
+            raise self._not_ready()
         return await batcher.submit(inputs)
+
+    def _not_ready(self) -> NotAcceptingError:
+        return NotAcceptingError(f"the model is not ready ({self.health.state.value}: "
+                                 f"{self.health.reason})")  # fmt: skip
+
+    def _taking(self) -> AdaptiveBatcher | None:
+        """The batcher, when requests are taken now (warming, ready, or draining after ready)."""
+        state = self.health.state
+        serving = state is State.WARMING or (self.was_ready and state is State.DRAINING)
+        return self.batcher if serving or state is State.READY else None
 
     async def readiness(self) -> tuple[bool, str]:
         if self.health.state is not State.READY:
@@ -217,12 +248,12 @@ class ModelServer:
         return True, "alive"
 
     async def _probe_inference(self) -> None:
-        """Golden row 0 through the real request path: the same shape and values (within the
-        seal's tolerance) as when the server was verified."""
-        reference = self._probe_reference
-        if reference is None:
+        """Golden row 0, ahead of every waiting request (a full queue is load, not a failure),
+        answers as when the server was verified, within the seal's tolerance."""
+        reference, batcher = self._probe_reference, self.batcher
+        if reference is None or batcher is None:
             raise RuntimeLoadError("the model has not been warmed up yet")
-        outputs = await self.infer(self.golden.input_rows(0, 1))
+        outputs = await batcher.submit_first(self.golden.input_rows(0, 1))
         for spec in self.seal.signature.outputs:
             if spec.name not in outputs:
                 raise RuntimeLoadError(f"the model no longer returns output {spec.name!r}")
@@ -233,13 +264,11 @@ class ModelServer:
                 details = "; ".join(c.detail for c in comparison.checks if not c.passed)
                 raise RuntimeLoadError(f"golden row 0, output {spec.name!r}: {details}")
 
-    # --- helpers ----------------------------------------------------------------------------
-
     async def _step(
         self, name: str, timings: dict[str, float], action: Callable[..., T], *args: Any
     ) -> T:
         started = time.perf_counter()
-        result = await asyncio.to_thread(action, *args)
+        result = await in_daemon_thread(action, *args)
         self._log_step(name, timings, started)
         return result
 
@@ -256,22 +285,3 @@ class ModelServer:
 
     def _log_fields(self) -> dict[str, str]:
         return {"seal_digest": self.seal.digest, "model": self.seal.name}
-
-    def health_body(self) -> dict[str, Any]:
-        body = self.health.snapshot()
-        body.update(
-            model=self.seal.name,
-            version=self.seal.version,
-            seal_digest=self.seal.digest,
-            device=self.device.device,
-            gpu=self.device.gpu.model_dump() if self.device.gpu else None,
-            verdict=self.report.verdict.value if self.report else None,
-            queue_depth=self.batcher.queue_depth if self.batcher else 0,
-        )
-        return body
-
-
-def _tiled_golden_inputs(golden: Golden, rows: int) -> NamedArrays:
-    """``rows`` golden input rows, repeating them when the batch is larger than the golden."""
-    index = np.arange(rows) % golden.rows
-    return {name: array[index] for name, array in golden.inputs.items()}

@@ -6,7 +6,7 @@ HTTP status code of the readiness routes, not only their body, says so.
 ::
 
     LOADING -> VERIFYING -> WARMING -> READY
-       any  -> FAILED           VERIFYING / WARMING / READY -> DRAINING
+       any  -> FAILED      LOADING / VERIFYING / WARMING / READY -> DRAINING
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class State(str, Enum):
 
 
 _NEXT: dict[State, frozenset[State]] = {
-    State.LOADING: frozenset({State.VERIFYING, State.FAILED}),
+    State.LOADING: frozenset({State.VERIFYING, State.FAILED, State.DRAINING}),
     State.VERIFYING: frozenset({State.WARMING, State.FAILED, State.DRAINING}),
     State.WARMING: frozenset({State.READY, State.FAILED, State.DRAINING}),
     State.READY: frozenset({State.FAILED, State.DRAINING}),

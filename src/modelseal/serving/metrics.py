@@ -1,4 +1,4 @@
-"""Prometheus metrics of one server, on a private registry.
+"""Prometheus metrics on private registries: one per served model, one for HTTP requests.
 
 A private ``CollectorRegistry`` keeps these metrics apart from anything else in the process
 (and lets tests build many servers). Label values are bounded by construction: routes must be
@@ -26,6 +26,8 @@ import modelseal
 from modelseal.serving.health import State
 from modelseal.types import NamedArrays
 
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+"""The ``Content-Type`` of the exposition format the registries render."""
 OTHER_ROUTE = "other"
 """The route label of a request whose route is not one of the known templates."""
 
@@ -51,30 +53,49 @@ _LATENCY_BUCKETS = (
 )
 
 
-class ServerMetrics:
-    """Every metric the server exposes on ``/metrics``, named ``modelseal_*``.
+class RequestMetrics:
+    """HTTP requests by route template, method and status, and their latency.
 
-    ``routes`` are the route templates (``/v2/models/{name}/infer``, never raw paths);
-    ``max_batch_size`` sets the batch size buckets (1, 2, 4, ... up to it).
+    ``routes`` are the route templates (``/v2/models/{name}/infer``, never raw paths).
     """
 
-    def __init__(self, *, routes: Collection[str], max_batch_size: int) -> None:
+    def __init__(self, routes: Collection[str]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._routes = frozenset(routes)
-        registry = self.registry
         self.requests = Counter(
             "modelseal_requests",
             "HTTP requests by route template, method and status code.",
             ["route", "method", "status"],
-            registry=registry,
+            registry=self.registry,
         )
-        self.request_latency = Histogram(
+        self.latency = Histogram(
             "modelseal_request_duration_seconds",
             "HTTP request latency by route template.",
             ["route"],
             buckets=_LATENCY_BUCKETS,
-            registry=registry,
+            registry=self.registry,
         )
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one HTTP request and its latency; ``route`` is the matched template."""
+        route = route if route in self._routes else OTHER_ROUTE
+        method = method if method in _METHODS else "OTHER"
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class ServerMetrics:
+    """The metrics of one served model, named ``modelseal_*``.
+
+    ``max_batch_size`` sets the batch size buckets (1, 2, 4, ... up to it).
+    """
+
+    def __init__(self, *, max_batch_size: int) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
         self.inference_latency = Histogram(
             "modelseal_inference_duration_seconds",
             "Time in the model's predict, per batch.",
@@ -111,7 +132,7 @@ class ServerMetrics:
         )
         self.drift_verdict = Gauge(
             "modelseal_drift_verdict",
-            "1 for the verdict of the golden replay at start-up (one series).",
+            "1 for the start-up verdict (consistent, drift, load-failed, run-failed).",
             ["verdict"],
             registry=registry,
         )
@@ -125,13 +146,6 @@ class ServerMetrics:
         self.state.state(State.LOADING.value)
         self.probe_ok.set(1)
         self._verdict: str | None = None
-
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one HTTP request and its latency; ``route`` is the matched template."""
-        route = route if route in self._routes else OTHER_ROUTE
-        method = method if method in _METHODS else "OTHER"
-        self.requests.labels(route, method, str(status)).inc()
-        self.request_latency.labels(route).observe(seconds)
 
     def observe_batch(self, rows: int, waited_s: float) -> None:
         """Record one batch; matches ``AdaptiveBatcher``'s ``on_batch`` callback."""
@@ -164,13 +178,16 @@ class ServerMetrics:
         """Record the latest inference probe result."""
         self.probe_ok.set(1 if ok else 0)
 
-    def set_drift(self, verdict: str, warning: bool) -> None:
-        """Record the golden replay's verdict, and whether the server serves despite drift."""
+    def set_verdict(self, verdict: str) -> None:
+        """Record the start-up verdict (consistent, drift, load-failed, run-failed)."""
         if self._verdict is not None and self._verdict != verdict:
             self.drift_verdict.remove(self._verdict)
         self._verdict = verdict
         self.drift_verdict.labels(verdict).set(1)
-        self.drift_warning.set(1 if warning else 0)
+
+    def set_serving_despite_drift(self) -> None:
+        """The model drifted and serves anyway (``--drift warn``): the warning metric is 1."""
+        self.drift_warning.set(1)
 
     def set_device(self, device: str, gpu_name: str | None) -> None:
         """Record the device (``cpu``, ``cuda:0``) and the GPU's name (empty when none)."""
@@ -187,9 +204,8 @@ class ServerMetrics:
             }
         )
 
-    def render(self) -> tuple[bytes, str]:
-        """The exposition body and its ``Content-Type``."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
 
 
 def batch_size_buckets(max_batch_size: int) -> tuple[float, ...]:

@@ -1,12 +1,17 @@
-"""The OpenAPI 3.1 description of the server's routes, built from the seal's signature."""
+"""The OpenAPI 3.1 description of the server, built from the route table and the seal."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from modelseal._version import __version__
 from modelseal.oip import datatype_of
 from modelseal.seal.artifact import Seal
+
+if TYPE_CHECKING:
+    from modelseal.serving.routes import Route
 
 ERROR = {
     "type": "object",
@@ -53,30 +58,21 @@ PREDICT_REQUEST = {
         {"type": "object", "required": ["inputs"], "properties": {"inputs": ANY_OBJECT}},
     ]
 }
-_ERRORS = {
-    "400": "the body is not JSON (or not an object)",
-    "404": "no such model or version here",
-    "413": "the body is larger than --max-body-bytes",
-    "422": "the inputs do not match the signature (named field, expected vs got)",
-    "503": "not ready, draining, or overloaded (Retry-After)",
+ERRORS = {
+    400: "the body is not JSON (or not an object)",
+    404: "no such model or version here",
+    408: "the request did not arrive within --body-timeout (the connection is closed)",
+    413: "the body is larger than --max-body-bytes",
+    422: "the inputs do not match the signature (named field, expected vs got)",
+    503: "not ready, draining, or overloaded (Retry-After)",
 }
+_PARAMETER = re.compile(r"\{(\w+)\}")
 
 
-def openapi_document(seal: Seal) -> dict[str, Any]:
-    name_param = {
-        "name": "name",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "example": seal.name},
-    }
-    version_param = {
-        "name": "version",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string"},
-    }
-    model = [name_param]
-    versioned = [name_param, version_param]
+def openapi_document(seal: Seal, routes: Sequence[Route]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, seal)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -84,33 +80,36 @@ def openapi_document(seal: Seal) -> dict[str, Any]:
             "version": __version__,
             "description": f"Seal {seal.digest}. Inputs: {_signature_text(seal)}",
         },
-        "paths": {
-            "/v2": _get("server metadata"),
-            "/v2/health/live": _get("liveness", errors=("503",)),
-            "/v2/health/ready": _get("readiness", errors=("503",)),
-            "/v2/models/{name}": _get("model metadata", model, ("404",)),
-            "/v2/models/{name}/versions/{version}": _get("model metadata", versioned, ("404",)),
-            "/v2/models/{name}/ready": _get("model readiness", model, ("404", "503")),
-            "/v2/models/{name}/versions/{version}/ready": _get(
-                "model readiness", versioned, ("404", "503")
-            ),
-            "/v2/models/{name}/infer": _post("inference (OIP v2)", INFER_REQUEST, model),
-            "/v2/models/{name}/versions/{version}/infer": _post(
-                "inference (OIP v2)", INFER_REQUEST, versioned
-            ),
-            "/predict": _post("prediction (simple API)", PREDICT_REQUEST, []),
-            "/health": _get("readiness with details", errors=("503",)),
-            "/health/live": _get("liveness", errors=("503",)),
-            "/health/ready": _get("readiness", errors=("503",)),
-            "/seal": _get("the seal's manifest and start-up verification report"),
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics",
-                    "responses": {"200": {"description": "text exposition format"}},
-                }
-            },
-        },
+        "paths": paths,
     }
+
+
+def _operation(route: Route, seal: Seal) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {route.produces: {"schema": ANY_OBJECT}}}
+    }
+    for status in route.errors:
+        responses[str(status)] = {
+            "description": ERRORS[status],
+            "content": {"application/json": {"schema": ERROR}},
+        }
+    operation: dict[str, Any] = {"summary": route.summary, "responses": responses}
+    parameters = [_path_parameter(name, seal) for name in _PARAMETER.findall(route.path)]
+    if parameters:
+        operation["parameters"] = parameters
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": route.body}},
+        }
+    return operation
+
+
+def _path_parameter(name: str, seal: Seal) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if name == "name":
+        schema["example"] = seal.name
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 def _signature_text(seal: Seal) -> str:
@@ -118,35 +117,3 @@ def _signature_text(seal: Seal) -> str:
         f"{spec.name} {datatype_of(spec.dtype)} {list(spec.shape)}"
         for spec in seal.signature.inputs
     )
-
-
-def _get(
-    summary: str, parameters: list[dict[str, Any]] | None = None, errors: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary, "responses": _responses(errors)}
-    if parameters:
-        operation["parameters"] = parameters
-    return {"get": operation}
-
-
-def _post(summary: str, body: dict[str, Any], parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-        "responses": _responses(tuple(_ERRORS)),
-    }
-    if parameters:
-        operation["parameters"] = parameters
-    return {"post": operation}
-
-
-def _responses(errors: tuple[str, ...]) -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        "200": {"description": "OK", "content": {"application/json": {"schema": ANY_OBJECT}}}
-    }
-    for status in errors:
-        responses[status] = {
-            "description": _ERRORS[status],
-            "content": {"application/json": {"schema": ERROR}},
-        }
-    return responses

@@ -1,42 +1,53 @@
 """``modelseal serve``: pre-flight checks, then uvicorn with a graceful drain on SIGTERM.
 
 Pre-flight (before the port is bound): resolve the source, check every digest, choose the
-device. A corrupt seal or a missing GPU exits non-zero at once, naming what is wrong.
+device. A corrupt seal or a missing GPU exits non-zero at once, naming what is wrong. With
+``--drift exit`` a failed start-up verification (drift, or a model that cannot load or run
+here) exits 1 too, once the report is logged, for Compose and plain Docker where nothing
+reads readiness.
 
-Drain: the first SIGTERM flips readiness to 503 and keeps serving for ``drain_seconds``
-(so load balancers and Kubernetes endpoints catch up), with ``Connection: close`` on every
-response so no idle keep-alive connection is left to reset. Then new requests get 503, the
-queue is finished, and once no request has come for a quarter second (at most 5 s more)
-the process exits 0. SIGINT (Ctrl-C) skips the window; a second signal exits at once.
+The drain contract. The first SIGTERM turns readiness 503 at once and stops a start-up still
+under way (the model never turns ready after it). A server that was ready keeps serving for
+``--drain-seconds``, so that load balancers and Kubernetes endpoints catch up, with
+``Connection: close`` on every response. Then, in this order: new inference requests get
+503; the queue is finished; the listening socket closes, after every connection already
+waiting in its accept backlog has been taken, so that later connections are refused and
+none is reset; every connection accepted before that gets a complete HTTP response (200 or
+503) to the request it was opened for, within ``--header-timeout`` for one that has not sent
+it yet; then the process exits 0. SIGINT (Ctrl-C) skips the window; a second signal exits at
+once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 from types import FrameType
 
 import uvicorn
 
-from modelseal.errors import DeviceError
-from modelseal.seal.artifact import Seal, open_seal
+from modelseal.errors import DeviceError, SealError
+from modelseal.seal.artifact import Seal
 from modelseal.serving.app import create_app
 from modelseal.serving.config import ServeConfig
 from modelseal.serving.core import ModelServer
 from modelseal.serving.device import DeviceChoice, choose_device
 from modelseal.serving.logs import configure_logging, get_logger
-from modelseal.sources import resolve_source
+from modelseal.serving.protocol import ConnectionLimits, protocol_with
+from modelseal.serving.repository import ModelRepository
+from modelseal.sources import resolve
 
 log = get_logger("runner")
 GRACEFUL_SHUTDOWN_SECONDS = 30
-QUIET_SECONDS = 0.25
-LINGER_LIMIT_SECONDS = 5.0
 
 
-def preflight(source: str, config: ServeConfig) -> tuple[Seal, DeviceChoice]:
+def preflight(
+    source: str, config: ServeConfig, expect_digest: str | None = None
+) -> tuple[Seal, DeviceChoice]:
     """Everything that must fail before the server binds its port."""
-    seal = open_seal(resolve_source(source))
+    seal = resolve(source, expect_digest)
     device = choose_device(config.device, seal.runtime, config.require_gpu)
     if config.half and not device.device.startswith("cuda"):
         raise DeviceError(
@@ -57,53 +68,118 @@ def preflight(source: str, config: ServeConfig) -> tuple[Seal, DeviceChoice]:
     return seal, device
 
 
-def serve(source: str, config: ServeConfig) -> None:
+def serve(source: str, config: ServeConfig, expect_digest: str | None = None) -> None:
+    """Serve until SIGTERM or SIGINT; raises the start-up failure under ``--drift exit``."""
     configure_logging(config.log_format)
-    seal, device = preflight(source, config)
-    server = ModelServer(seal, config, device)
+    seal, device = preflight(source, config, expect_digest)
+    models = ModelRepository([ModelServer(seal, config, device)])
+    app = create_app(models)
+    limits = ConnectionLimits(
+        config.header_timeout_s, config.body_timeout_s, config.max_connections, app.refusal
+    )
     uvicorn_config = uvicorn.Config(
-        create_app(server),
+        app.asgi,
         host=config.host,
         port=config.port,
+        http=protocol_with(limits),
         lifespan="on",
         log_config=None,
         access_log=config.access_log,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    DrainingServer(uvicorn_config, server).run()
+    server = DrainingServer(uvicorn_config, models)
+    server.run()
+    if server.startup_failure is not None:
+        raise server.startup_failure
 
 
 class DrainingServer(uvicorn.Server):
-    """uvicorn, but SIGTERM drains for ``drain_seconds`` before it stops."""
+    """uvicorn, but SIGTERM drains as the module docstring says before it stops."""
 
-    def __init__(self, config: uvicorn.Config, model_server: ModelServer) -> None:
+    def __init__(self, config: uvicorn.Config, models: ModelRepository) -> None:
         super().__init__(config)
-        self.model_server = model_server
+        self.models = models
+        self.startup_failure: SealError | None = None
         self._drain: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
+        if self.models.default.config.drift == "exit":
+            self._watch = self._loop.create_task(self._exit_if_startup_fails())
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._drain is not None or self._loop is None:
             self.force_exit = self._drain is not None
             super().handle_exit(sig, frame)
             return
-        window = self.model_server.config.drain_seconds if sig == signal.SIGTERM else 0.0
-        log.info("signal %s: draining for %.1f s", signal.Signals(sig).name, window)
+        window = self.models.default.config.drain_seconds if sig == signal.SIGTERM else 0.0
+        log.info("signal %s: draining", signal.Signals(sig).name)
         self._loop.call_soon_threadsafe(self._start_drain, window)
 
     def _start_drain(self, window: float) -> None:
         self._drain = asyncio.get_running_loop().create_task(self._run_drain(window))
 
     async def _run_drain(self, window: float) -> None:
-        self.model_server.begin_drain()
+        # A server that never turned ready has no traffic to drain: it stops at once.
+        window = window if self.models.was_ready else 0.0
+        self.models.begin_drain()
+        log.info("readiness is 503; serving for %.1f s more", window)
         await asyncio.sleep(window)
-        log.info("drain window over: finishing queued requests, answering 503 until quiet")
-        await self.model_server.finish_drain()
-        # Closing the listening socket resets connections still in its accept backlog, so
-        # keep answering 503 until clients have stopped sending (bounded).
-        await self.model_server.wait_for_quiet(QUIET_SECONDS, LINGER_LIMIT_SECONDS)
+        log.info("drain window over: finishing queued requests, then closing the listener")
+        await self.models.finish_drain()
         self.should_exit = True
+
+    async def _exit_if_startup_fails(self) -> None:
+        failure = await self.models.settled()
+        if failure is not None and self._drain is None:
+            log.error("start-up verification failed (--drift exit): exiting with status 1")
+            self.startup_failure = failure
+            self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._stop_listening()
+        await super().shutdown(sockets)
+
+    async def _stop_listening(self) -> None:
+        """Close the listening sockets without resetting connections in their backlog: take
+        every connection already queued, then close, with no await in between."""
+        loop = asyncio.get_running_loop()
+        listeners = [
+            socket.socket(fileno=os.dup(sock.fileno()))
+            for server in self.servers
+            for sock in server.sockets
+        ]
+        for server in self.servers:
+            server.close()  # the duplicates keep each socket listening until closed below
+        queued: list[socket.socket] = []
+        for listener in listeners:
+            listener.setblocking(False)
+            queued += _accept_queued(listener)
+            listener.close()
+        for connection in queued:
+            await loop.connect_accepted_socket(self._new_protocol, connection)
+        if queued:
+            log.info("took %d queued connections before closing the listener", len(queued))
+
+    def _new_protocol(self) -> asyncio.Protocol:
+        # As uvicorn's own startup() builds the protocol of each connection it accepts.
+        protocol: asyncio.Protocol = self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+            _loop=asyncio.get_running_loop(),
+        )
+        return protocol
+
+
+def _accept_queued(listener: socket.socket) -> list[socket.socket]:
+    accepted: list[socket.socket] = []
+    while True:
+        try:
+            connection, _address = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return accepted
+        accepted.append(connection)

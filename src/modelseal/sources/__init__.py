@@ -1,37 +1,49 @@
-"""Where a seal comes from: resolving a SOURCE to a local seal folder or archive.
+"""Where a seal comes from: a local folder or archive, ``file://``, ``s3://``, ``models:/``
+(MLflow registry) or ``https://``, every file checked, remote seals cached by digest.
 
-Today: a local path (folder or .tar/.tar.gz) or a ``file://`` URI. Object storage
-(``s3://``), the MLflow registry (``models:/``) and ``https://`` plug in here, each behind
-``resolve_source``, with digest checks, caching and atomic downloads.
+``resolve(source, expect_digest=None) -> Seal`` is the one entry point; the rest is for
+callers that report progress (``ProgressObserver``), manage the cache, or publish seals.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
-from modelseal.errors import SourceError
+from modelseal.sources.cache import SealCache
+from modelseal.sources.locations import parse_source
+from modelseal.sources.progress import (
+    FetchProgress,
+    LogProgress,
+    ProgressObserver,
+    RichProgressBar,
+    terminal_progress,
+)
+from modelseal.sources.resolve import parse_pin, resolve
 
-LOCAL_SCHEMES = ("", "file")
-PLANNED_SCHEMES = ("s3", "models", "runs", "https", "http")
+__all__ = [
+    "FetchProgress",
+    "LogProgress",
+    "ProgressObserver",
+    "RichProgressBar",
+    "SealCache",
+    "parse_pin",
+    "parse_source",
+    "resolve",
+    "resolve_source",
+    "terminal_progress",
+]
 
 
 def resolve_source(source: str) -> Path:
-    """A local path holding the seal named by ``source``."""
-    parsed = urlparse(source)
-    scheme = parsed.scheme.lower()
-    if len(scheme) == 1:  # a Windows drive letter, not a scheme
-        scheme = ""
-    if scheme in PLANNED_SCHEMES:
-        raise SourceError(
-            f"{source}: {scheme}:// sources are not supported by this version of modelseal; "
-            "copy the seal to a local path or mounted volume and serve that"
-        )
-    if scheme not in LOCAL_SCHEMES:
-        raise SourceError(
-            f"{source}: unknown source scheme {scheme!r}; expected a path or file:// URI"
-        )
-    path = Path(unquote(parsed.path)) if scheme == "file" else Path(source)
-    if not path.exists():
-        raise SourceError(f"{source}: no seal there (no such file or folder)")
-    return path
+    """A local path holding the seal ``source`` names (remote seals are fetched into the
+    cache first). Prefer ``resolve``, which also returns the checked ``Seal``."""
+    from modelseal.sources.locations import LocalSource
+
+    location = parse_source(source)
+    if isinstance(location, LocalSource):
+        if not location.path.exists():
+            from modelseal.errors import SourceError
+
+            raise SourceError(f"{source}: no seal there (no such file or folder)")
+        return location.path
+    return resolve(source).root
