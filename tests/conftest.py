@@ -23,6 +23,7 @@ from tests.envs.builder import build_environment, install_modelseal
 
 LEGACY_REQUIREMENTS = Path(__file__).parent / "envs" / "legacy-numpy1.txt"
 LEGACY_TABULAR_REQUIREMENTS = Path(__file__).parent / "envs" / "legacy-pandas2.txt"
+MLSERVER_CLIENT_REQUIREMENTS = Path(__file__).parent / "envs" / "mlserver-client.txt"
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +37,12 @@ def legacy_python(modelseal_wheels: Path) -> Path:
     python = build_environment(LEGACY_REQUIREMENTS)
     install_modelseal(python, modelseal_wheels)
     return python
+
+
+@pytest.fixture(scope="session")
+def mlserver_python() -> Path:
+    """A Python with MLServer 1.7.1 (its codecs, as its clients use them), in a real venv."""
+    return build_environment(MLSERVER_CLIENT_REQUIREMENTS)
 
 
 @pytest.fixture(scope="session")
