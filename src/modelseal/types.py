@@ -82,6 +82,11 @@ class ColumnSpec(BaseModel):
     )
     ordered: bool = False
     """Whether a category column's categories are ordered."""
+    missing_value: Literal["None", "NaN"] | None = Field(
+        default=None,
+        description="what an object column holds where a value is missing (encoders tell "
+        "None from NaN); null for other dtypes, which have one marker each",
+    )
 
     @property
     def wire_dtype(self) -> str:

@@ -84,11 +84,23 @@ def test_columns_as_json_sends_them_become_the_training_dtypes() -> None:
     assert frame["city"].dtype == object and frame.loc[0, "city"] == "Rome"
 
 
-def test_object_text_columns_mark_missing_values_as_nan_like_read_csv() -> None:
-    table = table_of(pd.DataFrame({"city": pd.Series(["a", None], dtype=object)})).spec
+@pytest.mark.parametrize(("marker", "recorded"), [(None, "None"), (np.nan, "NaN")])
+def test_object_text_columns_keep_the_missing_marker_the_model_was_trained_with(
+    marker: Any, recorded: str
+) -> None:
+    """scikit-learn's encoders learn None and NaN as different categories."""
+    table = table_of(pd.DataFrame({"city": pd.Series(["a", marker], dtype=object)})).spec
+    assert table.column("city").missing_value == recorded
     frame = to_frame({"city": np.array(["b", None], dtype=object)}, table)
     assert frame["city"].dtype == object
-    assert frame.loc[1, "city"] is not None and np.isnan(frame.loc[1, "city"])
+    rebuilt = frame.loc[1, "city"]
+    assert rebuilt is None if marker is None else np.isnan(rebuilt)
+
+
+def test_an_object_column_marking_missing_values_two_ways_is_refused() -> None:
+    frame = pd.DataFrame({"city": pd.Series(["a", None, np.nan], dtype=object)})
+    with pytest.raises(InputError, match="both as None and as NaN"):
+        table_of(frame)
 
 
 def test_a_mismatched_column_is_an_input_error_naming_it() -> None:

@@ -17,11 +17,17 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from mlflow.models import convert_input_example_to_serving_input
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
-from modelseal import open_seal
+from modelseal import open_seal, pack
 from modelseal.golden import load_golden
 from modelseal.golden.compare import compare_output
 from modelseal.verify import seal_policies
+from tests.cli_process import run_modelseal as modelseal
 from tests.serving.server import RunningServer, start_server
 
 pytestmark = pytest.mark.slow
@@ -196,3 +202,46 @@ def oip_columns(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         datatype = {bool: "BOOL", int: "INT64", float: "FP64"}.get(type(first), "BYTES")
         columns.append({"name": name, "datatype": datatype, "shape": [len(values)], "data": values})
     return columns
+
+
+def test_verify_url_replays_the_golden_columns_on_the_server(
+    server: RunningServer, tabular_seal_path: Path
+) -> None:
+    result = modelseal("verify", "--json", "--url", server.url, str(tabular_seal_path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["verdict"] == "consistent"
+
+
+def test_nullable_integer_text_and_datetime_columns_are_served(tmp_path: Path) -> None:
+    """Int64 with a missing value, object text with None, a datetime column: golden replay
+    over HTTP (verify --url) and a record with nulls where the golden data had them."""
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({
+        "visits": pd.array(rng.integers(0, 9, 40), dtype="Int64"),
+        "city": pd.Series(rng.choice(["Oslo", "Lima"], 40), dtype=object),
+        "joined": pd.date_range("2024-01-01", periods=40, freq="D"),
+        "spend": rng.normal(size=40),
+    })  # fmt: skip
+    frame.loc[3, "visits"], frame.loc[5, "city"] = None, None
+    model = make_pipeline(
+        ColumnTransformer([
+            ("city", OneHotEncoder(handle_unknown="ignore"), ["city"]),
+            ("numbers", SimpleImputer(), ["visits", "spend"]),
+        ]),
+        LogisticRegression(),
+    ).fit(frame, (frame["spend"] > 0).to_numpy())  # fmt: skip
+    sealed = pack(model, runtime="sklearn", name="visits", version="1", golden=frame[:10],
+                  output=tmp_path / "visits.seal")  # fmt: skip
+    running = start_server(sealed.root, tmp_path, env=FEATURE_NAME_WARNINGS_FAIL)
+    try:
+        result = modelseal("verify", "--json", "--url", running.url, str(sealed.root))
+        assert result.returncode == 0, result.stderr
+        record = {"visits": None, "city": None, "joined": "2024-03-01T00:00:00", "spend": 0.5}
+        reply = post(running, "/predict", {"features": record})
+        assert reply.status_code == 200, reply.text
+        expected = model.predict_proba(pd.DataFrame([record]).astype(frame.dtypes.to_dict()))
+        policy = seal_policies(sealed)["probabilities"]
+        answered = np.asarray([reply.json()["predictions"]["probabilities"]])
+        assert compare_output("probabilities", expected, answered, policy).passed
+    finally:
+        running.stop()

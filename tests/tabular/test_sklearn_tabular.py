@@ -18,9 +18,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from modelseal import InputError, open_seal, pack
 from modelseal.golden import load_golden
+from modelseal.golden.compare import compare_output
 from modelseal.runtimes.sklearn import SklearnRuntime
 from modelseal.types import ColumnKind
-from modelseal.verify import Verdict, verify
+from modelseal.verify import Verdict, seal_policies, verify
 
 RNG = np.random.default_rng(3)
 NUMBERS = pd.DataFrame({"height": RNG.normal(170, 10, 80), "weight": RNG.normal(70, 8, 80)})
@@ -128,3 +129,26 @@ def test_a_tensor_seal_is_as_before(demo_seal_path: Path) -> None:
     assert "table" not in manifest.model_dump(mode="json")["signature"]
     assert "golden-inputs.parquet" not in manifest.files
     assert "pandas" not in dict(line.split("==") for line in open_seal(demo_seal_path).lock_lines())
+
+
+def test_golden_outputs_are_the_models_on_the_frame_as_given(tmp_path: Path) -> None:
+    """None in an object column is a category of its own to OneHotEncoder (NaN is another):
+    the sealed outputs must be what the model gives on the user's frame, not on a copy."""
+    frame = pd.DataFrame({
+        "city": pd.Series(["Oslo", None, "Lima", "Oslo", None, "Lima"] * 5, dtype=object),
+        "spend": RNG.normal(size=30),
+    })  # fmt: skip
+    labels = np.array([0, 1, 1, 0, 1, 0] * 5)
+    model = make_pipeline(
+        ColumnTransformer([("city", OneHotEncoder(), ["city"])], remainder="passthrough"),
+        LogisticRegression(),
+    ).fit(frame, labels)  # fmt: skip
+    sealed = pack(model, runtime="sklearn", name="c", version="1", golden=frame[:6],
+                  output=tmp_path / "c.seal")  # fmt: skip
+    assert sealed.signature.table is not None
+    assert sealed.signature.table.column("city").missing_value == "None"
+    outputs = load_golden(sealed.golden_path).outputs
+    np.testing.assert_array_equal(outputs["label"], model.predict(frame[:6]))
+    policy = seal_policies(sealed)["probabilities"]
+    expected = model.predict_proba(frame[:6])
+    assert compare_output("probabilities", outputs["probabilities"], expected, policy).passed

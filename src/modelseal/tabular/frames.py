@@ -44,6 +44,15 @@ def frame_columns(frame: Any) -> NamedArrays:
     return {str(name): _wire_array(frame[name], pd) for name in frame.columns}
 
 
+def json_values(array: Array, column: ColumnSpec) -> list[Any]:
+    """A column's values as JSON carries them: numbers, booleans, text (ISO 8601 for
+    datetimes, UTC for zoned ones) and ``None`` where a value is missing."""
+    if column.kind is ColumnKind.DATETIME:
+        stamps = np.asarray(array, dtype="datetime64[ns]")
+        return [None if np.isnat(stamp) else str(stamp) for stamp in stamps]
+    return [None if _missing(value, pandas()) else value for value in np.asarray(array).tolist()]
+
+
 def pandas_dtype(column: ColumnSpec) -> Any:
     """The pandas dtype recorded for ``column``, as this pandas spells it."""
     pd = pandas()
@@ -87,8 +96,9 @@ def _series(values: Any, column: ColumnSpec, pd: Any) -> Any:
         if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
             return pd.Series(_numbers(values, dtype), dtype=dtype)
         objects = [None if _missing(value, pd) else value for value in _flat(values)]
-        if isinstance(dtype, np.dtype):  # object: text, with NaN for missing as pandas reads it
-            return pd.Series([np.nan if value is None else value for value in objects], dtype=dtype)
+        if isinstance(dtype, np.dtype):  # object text: missing as the model was trained
+            marker = None if column.missing_value == "None" else np.nan
+            return pd.Series([marker if v is None else v for v in objects], dtype=dtype)
         return pd.Series(objects, dtype=dtype)
     except ImportError as exc:
         raise RuntimeLoadError(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -60,7 +60,13 @@ def column_spec(name: str, series: Any, pd: Any) -> ColumnSpec:
         kind = ColumnKind.NUMERIC
     elif isinstance(dtype, np.dtype) and dtype.kind == "O":
         _check_text(name, series)
-        kind = ColumnKind.STRING
+        return ColumnSpec(
+            name=name,
+            kind=ColumnKind.STRING,
+            dtype="object",
+            nullable=nullable,
+            missing_value=_missing_value(name, series) if nullable else None,
+        )
     else:
         raise InputError(f"column {name!r} has dtype {dtype}; modelseal takes {SUPPORTED} columns")
     return ColumnSpec(name=name, kind=kind, dtype=str(dtype), nullable=nullable)
@@ -101,6 +107,19 @@ def _na_float(dtype: Any) -> float:
     """The dtype's missing-value marker as a float: NaN for str, 0 for string (pd.NA)."""
     marker = getattr(dtype, "na_value", None)
     return marker if isinstance(marker, float) else 0.0
+
+
+def _missing_value(name: str, series: Any) -> Literal["None", "NaN"]:
+    """How an object column marks its missing values: scikit-learn's encoders learn None
+    and NaN as different categories, so the model must get the one it was trained with."""
+    markers = {"None" if value is None else "NaN" for value in series[series.isna()]}
+    if len(markers) > 1:
+        raise InputError(
+            f"column {name!r} marks missing values both as None and as NaN, which encoders "
+            "learn as different categories; make them one (e.g. .fillna(np.nan)) as the model "
+            "was trained"
+        )
+    return "None" if markers == {"None"} else "NaN"
 
 
 def _check_text(name: str, series: Any) -> None:
