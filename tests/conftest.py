@@ -29,6 +29,8 @@ from tests.docker_engine import (
 from tests.envs.builder import build_environment, install_modelseal
 
 LEGACY_REQUIREMENTS = Path(__file__).parent / "envs" / "legacy-numpy1.txt"
+LEGACY_TABULAR_REQUIREMENTS = Path(__file__).parent / "envs" / "legacy-pandas2.txt"
+MLSERVER_CLIENT_REQUIREMENTS = Path(__file__).parent / "envs" / "mlserver-client.txt"
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +66,20 @@ def docker_base_image(docker_engine: DockerEngine) -> str:
         return ensure_base_image(docker_engine)
     except EngineUnavailableError as exc:
         pytest.skip(f"no base image: {exc}")
+
+
+@pytest.fixture(scope="session")
+def mlserver_python() -> Path:
+    """A Python with MLServer 1.7.1 (its codecs, as its clients use them), in a real venv."""
+    return build_environment(MLSERVER_CLIENT_REQUIREMENTS)
+
+
+@pytest.fixture(scope="session")
+def legacy_tabular_python(modelseal_wheels: Path) -> Path:
+    """The legacy environment with pandas 2.2 and pyarrow 17 too (a real venv)."""
+    python = build_environment(LEGACY_TABULAR_REQUIREMENTS)
+    install_modelseal(python, modelseal_wheels)
+    return python
 
 
 @pytest.fixture(scope="session")

@@ -240,7 +240,7 @@ def test_a_bad_tolerance_is_refused_before_the_model_is_touched(tmp_path: Path) 
 def test_a_name_or_version_that_is_no_url_path_segment_is_refused(
     tmp_path: Path, field: str, value: str
 ) -> None:
-    identity = {"name": "digits", "version": "1", field: value}
+    identity: dict[str, Any] = {"name": "digits", "version": "1", field: value}
     with pytest.raises(UsageError, match=rf"--{field} .*only letters, digits, '\.', '_' and '-'"):
         pack(object(), runtime="sklearn", golden=np.zeros((1, 1)), output=tmp_path / "x.seal",
              **identity)  # fmt: skip

@@ -51,6 +51,7 @@ from modelseal.seal.signatures import sign_seal
 from modelseal.seal.trust import ALLOW_UNSIGNED_PICKLE_VARIABLE, TrustPolicy, authenticate
 from modelseal.serving.config import DriftPolicy, LogFormat, NanPolicy, ServeConfig
 from modelseal.sources import resolve, resolve_source
+from modelseal.tabular.files import parse_dtypes
 from modelseal.verify import diff_sources, seal_pickle_on_load, verify
 
 EXIT_OK = 0
@@ -195,8 +196,16 @@ def pack_command(
     golden: Annotated[
         Path | None,
         typer.Option(
-            help="Golden inputs: .npy (the single input) or .npz (by name); optional where "
-            "the model carries an input example (mlflow)."
+            help="Golden inputs: .npy (the single input), .npz (by name), or .parquet / .csv "
+            "(a DataFrame, for a model trained on one); optional where the model carries an "
+            "input example (mlflow)."
+        ),
+    ] = None,
+    golden_dtypes: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="pandas dtypes of a --golden .csv's columns: NAME=DTYPE[,NAME=DTYPE...] or a "
+            ".json file of them; repeatable."
         ),
     ] = None,
     output: Annotated[
@@ -223,6 +232,7 @@ def pack_command(
         golden=golden,
         output=output,
         tolerance=tolerance or (),
+        golden_dtypes=parse_dtypes(golden_dtypes or []),
     )
     if as_json:
         print_json(inspect_data(seal))

@@ -8,6 +8,8 @@ import numpy as np
 import numpy.typing as npt
 
 from modelseal.errors import InputError
+from modelseal.tabular.frames import json_values
+from modelseal.types import NamedArrays, Signature
 
 DTYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_),
@@ -56,6 +58,30 @@ def dtype_of(datatype: str) -> np.dtype[Any]:
     if dtype is None:
         raise InputError(f"datatype {datatype!r} is not supported; use one of {', '.join(DTYPES)}")
     return dtype
+
+
+def json_tensors(inputs: NamedArrays, signature: Signature) -> list[dict[str, Any]]:
+    """Named inputs as the ``inputs`` of a JSON infer request: a tabular model's as one
+    tensor per column in the column's datatype, missing values as ``null``."""
+    if signature.table is None:
+        return [
+            {
+                "name": name,
+                "shape": list(array.shape),
+                "datatype": datatype_of(array.dtype),
+                "data": array.ravel().tolist(),
+            }
+            for name, array in inputs.items()
+        ]
+    return [
+        {
+            "name": name,
+            "shape": [len(array)],
+            "datatype": datatype_of(signature.table.column(name).wire_dtype),
+            "data": json_values(array, signature.table.column(name)),
+        }
+        for name, array in inputs.items()
+    ]
 
 
 def casts_to(declared: np.dtype[Any], expected: np.dtype[Any]) -> bool:

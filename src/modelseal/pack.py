@@ -13,16 +13,17 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeAlias
 
 import numpy as np
 
 from modelseal._version import __version__
 from modelseal.environment.fingerprint import capture_environment
 from modelseal.environment.lock import dependency_closure, render_lock
-from modelseal.errors import InputError, RuntimeLoadError, StorageError, UsageError
+from modelseal.errors import RuntimeLoadError, StorageError, UsageError
+from modelseal.golden.inputs import GoldenInputs, golden_inputs, read_golden_inputs
 from modelseal.golden.store import Golden, save_golden
 from modelseal.golden.tolerance import (
     TolerancePolicy,
@@ -30,7 +31,7 @@ from modelseal.golden.tolerance import (
     parse_policy,
     parse_tolerance_options,
 )
-from modelseal.runtimes.base import Example, ExampleProvider, Loaded, Runtime
+from modelseal.runtimes.base import ColumnsProvider, ExampleProvider, Loaded, Runtime
 from modelseal.runtimes.registry import get_runtime
 from modelseal.seal.archive import create_seal_archive
 from modelseal.seal.artifact import Seal, open_seal
@@ -45,11 +46,9 @@ from modelseal.seal.manifest import (
     check_identity,
     seal_manifest,
 )
-from modelseal.types import Array, NamedArrays, Signature
+from modelseal.types import Example, NamedArrays, Signature
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
-GoldenInputs: TypeAlias = "Array | Mapping[str, Any] | Sequence[Any] | str | os.PathLike[str]"
-"""One array (or nested list) for a single-input model, arrays by input name, or a path."""
 _FULL_DISK = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
 _NO_PERMISSION = (errno.EACCES, errno.EPERM)
 
@@ -63,6 +62,7 @@ def pack(
     golden: GoldenInputs | None = None,
     output: str | os.PathLike[str] | None = None,
     tolerance: str | Sequence[str] = (),
+    golden_dtypes: Mapping[str, str] | None = None,
 ) -> Seal:
     """Seal ``model`` with ``golden`` inputs into ``output`` (a folder, or a .tar[.gz]).
 
@@ -71,8 +71,12 @@ def pack(
     ``name``, ``version``: letters, digits, ``.``, ``_`` and ``-``, starting with a letter
     or digit (both go into URL paths such as ``/v2/models/NAME/versions/VERSION``).
     ``golden``: one array (or nested list) for a single-input model, arrays by input name
-    (a mapping), or the path of a .npy (one input) or .npz (by name) file; None takes the
-    example the model carries, for runtimes whose format records one (``mlflow``).
+    (a mapping), a pandas DataFrame for a model trained on one (its columns, dtypes and
+    nulls become the seal's tabular signature), or the path of a .npy (one input), .npz
+    (by name), .parquet or .csv (a DataFrame) file; None takes the example the model
+    carries, for runtimes whose format records one (``mlflow``).
+    ``golden_dtypes``: pandas dtypes by column for a .csv ``golden``, which records none
+    (needed for every column whose dtype the model format does not record).
     ``output``: the seal folder, or a .tar / .tar.gz / .tgz archive; by default
     ``NAME-VERSION.seal`` here. It must not exist; one pack at a time may write it.
     ``tolerance``: ``"POLICY"`` for every output or ``"OUTPUT=POLICY"``, one string or a
@@ -92,7 +96,8 @@ def pack(
     try:
         with claim_destination(destination) as work:
             built = work / _folder_name(destination)
-            _build(model, adapter, built, name, version, golden, options)
+            source = GoldenSource(golden, dict(golden_dtypes or {}))
+            _build(model, adapter, built, name, version, source, options)
             if destination.name.endswith(ARCHIVE_SUFFIXES):
                 # Named like the destination, so the archive is compressed as its name says.
                 built = create_seal_archive(built, work / destination.name)
@@ -108,16 +113,17 @@ def _build(
     root: Path,
     name: str,
     version: str,
-    golden_source: GoldenInputs | None,
+    golden_source: GoldenSource,
     tolerance: Sequence[str],
 ) -> None:
     model_dir = root / MODEL_DIR
     example = _golden_example(model, adapter, golden_source)
     signature = adapter.save(model, model_dir, example)
-    inputs = conform_inputs(name_inputs(example, signature), signature)
+    inputs = golden_inputs(example, signature)
     loaded = _load_back(adapter, model_dir)
     outputs = _record_outputs(loaded, inputs, signature)
-    save_golden(root / GOLDEN_FILE, Golden(inputs=inputs, outputs=outputs))
+    golden = Golden(inputs=inputs, outputs=outputs)
+    save_golden(root / GOLDEN_FILE, golden, signature.table)
     environment = capture_environment()
     (root / ENVIRONMENT_FILE).write_text(environment.model_dump_json(indent=2) + "\n")
     closure = dependency_closure(adapter.requirements(model_dir))
@@ -141,14 +147,25 @@ def _build(
     (root / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
 
 
-def _golden_example(model: object, adapter: Runtime, source: GoldenInputs | None) -> Example:
+@dataclass(frozen=True)
+class GoldenSource:
+    """The golden inputs as the caller gave them, and the dtypes of a CSV's columns."""
+
+    inputs: GoldenInputs | None
+    dtypes: dict[str, str]
+
+
+def _golden_example(model: object, adapter: Runtime, source: GoldenSource) -> Example:
     """The golden inputs given, else the example the model carries (``ExampleProvider``)."""
-    if source is not None:
-        return _read_example(source)
+    if source.inputs is not None:
+        return read_golden_inputs(
+            source.inputs, source.dtypes, lambda: _trained_columns(model, adapter)
+        )
     if not isinstance(adapter, ExampleProvider):
         raise UsageError(
             f"runtime {adapter.name!r} needs golden inputs: give golden= (on the command line "
-            "--golden X.npy for a single input, or X.npz naming each input)"
+            "--golden X.npy for a single input, X.npz naming each input, or X.parquet / X.csv "
+            "for a model trained on a DataFrame)"
         )
     example = adapter.example_inputs(model)
     if example is None:
@@ -159,89 +176,10 @@ def _golden_example(model: object, adapter: Runtime, source: GoldenInputs | None
     return example
 
 
-def _read_example(source: GoldenInputs) -> Example:
-    """Golden inputs as given: one array, or arrays by name (from a .npy / .npz file too)."""
-    if isinstance(source, str | os.PathLike):
-        return _read_golden_file(Path(source))
-    if isinstance(source, Mapping):
-        return {str(name): _golden_array(array, str(name)) for name, array in source.items()}
-    return _golden_array(source, None)
-
-
-def _golden_array(values: object, name: str | None) -> Array:
-    what = f"golden input {name!r}" if name else "the golden inputs"
-    try:
-        array: Array = np.asarray(values)
-    except ValueError as exc:
-        raise InputError(f"{what} cannot be one array: {exc} (rows of unequal length?)") from exc
-    if array.dtype.kind == "O":
-        raise InputError(
-            f"{what} holds Python objects ({type(values).__name__} of mixed types?); expected "
-            "numbers, booleans or text in rows of equal length"
-        )
-    return array
-
-
-def name_inputs(example: Example, signature: Signature) -> NamedArrays:
-    """Golden inputs by input name: a lone array is the model's single input."""
-    if isinstance(example, np.ndarray):
-        return {_single_input_name(signature): example}
-    return example
-
-
-def conform_inputs(inputs: NamedArrays, signature: Signature) -> NamedArrays:
-    """Check names, ranks and fixed dims against the signature and cast to its dtypes."""
-    expected = set(signature.input_names)
-    if set(inputs) != expected:
-        raise InputError(
-            f"golden inputs are named {sorted(inputs)}, the model takes {sorted(expected)}"
-        )
-    conformed: NamedArrays = {}
-    rows = {len(array) for array in inputs.values() if array.ndim > 0}
-    if len(rows) != 1:
-        raise InputError(f"golden inputs must share one batch size on axis 0, got {rows}")
-    for spec in signature.inputs:
-        array = inputs[spec.name]
-        if array.ndim != len(spec.shape) or any(
-            want not in (-1, got) for want, got in zip(spec.shape, array.shape, strict=True)
-        ):
-            raise InputError(
-                f"golden input {spec.name!r}: shape {list(array.shape)} does not match the "
-                f"signature {list(spec.shape)} (-1 is any size)"
-            )
-        if not np.can_cast(array.dtype, spec.numpy_dtype, casting="same_kind"):
-            raise InputError(
-                f"golden input {spec.name!r}: dtype {array.dtype} cannot become {spec.dtype}"
-            )
-        conformed[spec.name] = np.ascontiguousarray(array, dtype=spec.numpy_dtype)
-    return conformed
-
-
-def _read_golden_file(path: Path) -> Example:
-    if not path.is_file():
-        raise UsageError(f"{path}: no such golden inputs file (expected .npy or .npz)")
-    if path.suffix not in (".npy", ".npz"):
-        raise UsageError(f"{path}: golden inputs must be a .npy (one input) or .npz (named) file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return loaded
-        with loaded:
-            return {name: loaded[name] for name in loaded.files}
-    except (ValueError, OSError) as exc:
-        raise UsageError(
-            f"{path}: cannot be read as {path.suffix} golden inputs ({exc}); expected an "
-            "array saved by np.save (.npy) or arrays by input name saved by np.savez (.npz)"
-        ) from exc
-
-
-def _single_input_name(signature: Signature) -> str:
-    if len(signature.inputs) != 1:
-        raise UsageError(
-            f"the golden inputs are one array but the model takes {signature.input_names}; "
-            "give an .npz (or a mapping) naming each input"
-        )
-    return signature.inputs[0].name
+def _trained_columns(model: object, adapter: Runtime) -> dict[str, str | None] | None:
+    if not isinstance(adapter, ColumnsProvider):
+        return None
+    return adapter.trained_columns(model)
 
 
 def _load_back(adapter: Runtime, model_dir: Path) -> Loaded:

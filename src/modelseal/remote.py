@@ -25,7 +25,7 @@ from modelseal.errors import (
     WrongSealError,
 )
 from modelseal.golden.store import Golden
-from modelseal.oip import DTYPES, datatype_of
+from modelseal.oip import DTYPES, json_tensors
 from modelseal.seal.artifact import Seal
 from modelseal.types import NamedArrays
 from modelseal.verify import (
@@ -172,23 +172,13 @@ def _infer_all(base: str, seal: Seal, golden: Golden, batch_size: int) -> NamedA
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, golden.rows, batch_size):
         batch = golden.input_rows(start, start + batch_size)
-        for name, array in _infer(endpoint, batch).items():
+        for name, array in _infer(endpoint, batch, seal).items():
             parts.setdefault(name, []).append(array)
     return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
 
-def _infer(endpoint: str, inputs: NamedArrays) -> NamedArrays:
-    body = {
-        "inputs": [
-            {
-                "name": name,
-                "shape": list(array.shape),
-                "datatype": datatype_of(array.dtype),
-                "data": array.ravel().tolist(),
-            }
-            for name, array in inputs.items()
-        ]
-    }
+def _infer(endpoint: str, inputs: NamedArrays, seal: Seal) -> NamedArrays:
+    body = {"inputs": json_tensors(inputs, seal.signature)}
     reply = _request(endpoint, json.dumps(body).encode())
     try:
         return {

@@ -28,7 +28,7 @@ from modelseal.environment.diff import DiffRow, diff_environments
 from modelseal.environment.fingerprint import capture_environment
 from modelseal.environment.lock import parse_lock
 from modelseal.environment.record import EnvironmentRecord
-from modelseal.environment.risk import Risk
+from modelseal.environment.risk import Risk, seal_numerics
 from modelseal.errors import (
     DriftError,
     RuntimeLoadError,
@@ -54,7 +54,7 @@ from modelseal.seal.trust import (
     TrustPolicy,
     authenticate,
 )
-from modelseal.types import NamedArrays
+from modelseal.types import NamedArrays, TableSpec
 
 log = logging.getLogger("modelseal.trust")
 REPORT_SCHEMA_VERSION = 1
@@ -400,7 +400,9 @@ def seal_policies(seal: Seal, overrides: Sequence[str] = ()) -> dict[str, Tolera
 
 
 def environment_rows(seal: Seal, current: EnvironmentRecord) -> list[DiffRow]:
-    return diff_environments(seal.environment(), current, parse_lock(seal.lock_lines()))
+    lock = parse_lock(seal.lock_lines())
+    numerics = seal_numerics(seal.signature.table)
+    return diff_environments(seal.environment(), current, lock, numerics)
 
 
 def replay_golden(
@@ -557,10 +559,11 @@ HERE = "-"
 
 def diff_sources(packed: str, current: str) -> DiffReport:
     """Diff two environments, each a seal, an ``environment.json`` file or ``-`` (here)."""
-    packed_record, packed_lock = _environment_source(packed)
-    current_record, current_lock = _environment_source(current)
+    packed_record, packed_lock, packed_table = _environment_source(packed)
+    current_record, current_lock, current_table = _environment_source(current)
     lock, lock_from = (packed_lock, packed) if packed_lock is not None else (current_lock, current)
-    rows = diff_environments(packed_record, current_record, lock)
+    numerics = seal_numerics(packed_table or current_table)
+    rows = diff_environments(packed_record, current_record, lock, numerics)
     return DiffReport(
         packed=packed,
         current=current,
@@ -571,16 +574,19 @@ def diff_sources(packed: str, current: str) -> DiffReport:
     )
 
 
-def _environment_source(source: str) -> tuple[EnvironmentRecord, dict[str, str] | None]:
+def _environment_source(
+    source: str,
+) -> tuple[EnvironmentRecord, dict[str, str] | None, TableSpec | None]:
+    """The environment, serving lock and input table (None: tensors) of a diff source."""
     if source == HERE:
-        return capture_environment(), None
+        return capture_environment(), None, None
     path = Path(source)
     if path.is_file() and path.suffix == ".json":
         try:
-            return EnvironmentRecord.model_validate_json(path.read_bytes()), None
+            return EnvironmentRecord.model_validate_json(path.read_bytes()), None, None
         except ValueError as exc:
             raise SealFormatError(
                 f"{path}: not an environment record written by modelseal env --json ({exc})"
             ) from exc
     seal = open_seal(path)
-    return seal.environment(), parse_lock(seal.lock_lines())
+    return seal.environment(), parse_lock(seal.lock_lines()), seal.signature.table

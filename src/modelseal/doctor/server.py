@@ -20,7 +20,7 @@ from modelseal.doctor.subject import SealFacts
 from modelseal.golden.compare import OutputComparison, compare_output
 from modelseal.golden.store import load_golden
 from modelseal.golden.tolerance import parse_policy
-from modelseal.oip import DTYPES, datatype_of
+from modelseal.oip import DTYPES, json_tensors
 from modelseal.serving.device import GPU_CHECKLIST
 from modelseal.types import NamedArrays
 
@@ -270,7 +270,11 @@ def check_inference(
     local = seal.seal
     golden = load_golden(local.golden_path)
     endpoint = f"{url}/v2/models/{local.name}/versions/{local.version}/infer"
-    reply = http.post_json(endpoint, _infer_request(golden.input_rows(0, 1)))
+    request = {
+        "id": "modelseal-doctor",
+        "inputs": json_tensors(golden.input_rows(0, 1), local.signature),
+    }
+    reply = http.post_json(endpoint, request)
     outputs = _infer_outputs(reply)
     if outputs is None:
         evidence = f"POST {endpoint}: {reply.summary()}: {reply.text() or reply.error}"
@@ -290,21 +294,6 @@ def check_inference(
         for expected in [golden.outputs[name]]
     ]
     return _judge_inference(comparisons), judge_latency(reply.seconds, latency_budget_s)
-
-
-def _infer_request(inputs: NamedArrays) -> dict[str, Any]:
-    return {
-        "id": "modelseal-doctor",
-        "inputs": [
-            {
-                "name": name,
-                "shape": list(array.shape),
-                "datatype": datatype_of(array.dtype),
-                "data": array.ravel().tolist(),
-            }
-            for name, array in inputs.items()
-        ],
-    }
 
 
 def _infer_outputs(reply: http.Reply) -> NamedArrays | None:

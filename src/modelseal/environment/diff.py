@@ -6,7 +6,7 @@ kept as data (the property tables below and ``risk.NUMERICAL_PACKAGES``) whereve
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -46,15 +46,20 @@ class DiffRow(BaseModel):
 
 
 def diff_environments(
-    packed: EnvironmentRecord, current: EnvironmentRecord, lock: dict[str, str] | None
+    packed: EnvironmentRecord,
+    current: EnvironmentRecord,
+    lock: dict[str, str] | None,
+    numerics: Mapping[str, str] | None = None,
 ) -> list[DiffRow]:
     """Every difference from ``packed`` to ``current``: critical first, then by category.
 
     ``lock`` is the seal's serving lock; None (two bare environment records) treats the
     numerical packages as locked and every other package as outside the lock.
+    ``numerics``: packages that change this seal's numerics in particular, with why
+    (``risk.seal_numerics``: pandas for a tabular model).
     """
     rows = [
-        *_package_rows(packed.packages, current.packages, lock),
+        *_package_rows(packed.packages, current.packages, lock, numerics or {}),
         *_python_rows(packed.python, current.python),
         *_platform_rows(packed.platform, current.platform),
         *_cpu_rows(packed.cpu, current.cpu),
@@ -183,13 +188,16 @@ def _row_order(row: DiffRow) -> tuple[int, int, str]:
 
 
 def _package_rows(
-    packed: dict[str, str], current: dict[str, str], lock: dict[str, str] | None
+    packed: dict[str, str],
+    current: dict[str, str],
+    lock: dict[str, str] | None,
+    numerics: Mapping[str, str],
 ) -> Iterator[DiffRow]:
     before_all = _normalized(packed)
     after_all = _normalized(current)
     locked_versions = _normalized(lock or {})
     if lock is None:
-        locked = {name for name in before_all if numerical_why(name) is not None}
+        locked = {name for name in before_all if numerical_why(name, numerics) is not None}
     else:
         locked = set(locked_versions)
     for name in sorted(before_all.keys() | after_all.keys() | locked_versions.keys()):
@@ -200,7 +208,7 @@ def _package_rows(
         if before is None or name not in locked:
             yield _unlocked_package_row(name, before, after)
         else:
-            yield _locked_package_row(name, before, after)
+            yield _locked_package_row(name, before, after, numerical_why(name, numerics))
 
 
 def _normalized(packages: dict[str, str]) -> dict[str, str]:
@@ -217,8 +225,7 @@ def _unlocked_package_row(name: str, before: str | None, after: str | None) -> D
     return _package_row(name, before, after, Risk.INFO, why)
 
 
-def _locked_package_row(name: str, before: str, after: str | None) -> DiffRow:
-    numerics = numerical_why(name)
+def _locked_package_row(name: str, before: str, after: str | None, numerics: str | None) -> DiffRow:
     if numerics is not None:
         return _numerical_package_row(name, before, after, numerics)
     if after is None:

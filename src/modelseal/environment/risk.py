@@ -6,11 +6,14 @@ far apart two versions are. ``diff.py`` applies it to two environment records.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 from fnmatch import fnmatchcase
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+
+from modelseal.types import TableSpec
 
 
 class Risk(str, Enum):
@@ -68,9 +71,35 @@ NUMERICAL_PACKAGES: dict[str, str] = {
 }
 
 
-def numerical_why(name: str) -> str | None:
-    """Why ``name`` changes numerics, or None when it is not a numerical package."""
+# What more changes a tabular model's numerics: the DataFrame it receives is built by pandas,
+# and text columns with pyarrow storage (pandas 3's default str dtype) are held by pyarrow.
+TABULAR_PACKAGES: dict[str, str] = {
+    "pandas": "it builds the DataFrame the model receives: dtype inference, missing-value "
+    "markers and the default text dtype (object up to pandas 2, str from pandas 3) change "
+    "what the model's encoders and scalers see",
+}
+ARROW_PACKAGES: dict[str, str] = {
+    "pyarrow": "it holds the model's text columns (pyarrow string storage): comparisons, "
+    "sorting and missing values in the model's encoders run in pyarrow",
+}
+
+
+def seal_numerics(table: TableSpec | None) -> dict[str, str]:
+    """Packages that change the numerics of a model with this input table (None: tensors),
+    beyond ``NUMERICAL_PACKAGES``, each with why."""
+    if table is None:
+        return {}
+    return {**TABULAR_PACKAGES, **(ARROW_PACKAGES if table.arrow_backed else {})}
+
+
+def numerical_why(name: str, extra: Mapping[str, str] | None = None) -> str | None:
+    """Why ``name`` changes numerics, or None when it is not a numerical package.
+
+    ``extra``: what changes this seal's numerics in particular (``seal_numerics``); it wins
+    over the general table."""
     name = canonicalize_name(name)
+    if extra and name in extra:
+        return extra[name]
     if name in NUMERICAL_PACKAGES:
         return NUMERICAL_PACKAGES[name]
     for pattern, why in NUMERICAL_PACKAGES.items():

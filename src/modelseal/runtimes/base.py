@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
-from modelseal.types import Array, NamedArrays, Signature
+from modelseal.types import Example, NamedArrays, Signature
 
-Example = Array | NamedArrays
+__all__ = ["ColumnsProvider", "Example", "ExampleProvider", "Loaded", "Runtime"]
 
 
 @runtime_checkable
@@ -30,8 +30,10 @@ class Runtime(Protocol):
     ``save`` writes everything the model needs under ``dest`` (a folder that becomes the
     seal's ``model/``), including any options that change numerics, so that ``load`` can
     apply them again; everything under ``dest`` is digest-checked before ``load`` sees it.
-    ``example`` is the golden input (one array, or arrays by name): formats that do not
-    record a signature (a numpy function, TorchScript) infer theirs by running it.
+    ``example`` is the golden input (one array, arrays by name, or a ``Table`` of columns
+    from a DataFrame): formats that do not record a signature (a numpy function,
+    TorchScript) infer theirs by running it; a runtime that takes DataFrames returns a
+    tabular signature (``Signature.tabular``) for a ``Table``.
     ``supports_cuda``: whether ``load`` takes ``cuda``/``cuda:N`` devices; the server picks
     the device from it before anything loads.
     ``pickle_on_load``: whether ``load`` would deserialise pickle data (which runs whatever
@@ -63,4 +65,16 @@ class ExampleProvider(Protocol):
 
     def example_inputs(self, model: object) -> Example | None:
         """The example ``model`` carries (one array, or arrays by name), or None if none."""
+        ...
+
+
+@runtime_checkable
+class ColumnsProvider(Protocol):
+    """Optional beside ``Runtime``: a runtime whose models record the columns they were
+    trained on (scikit-learn's ``feature_names_in_``, an MLflow column signature), so that
+    golden inputs from a CSV file can be read with the right names and dtypes."""
+
+    def trained_columns(self, model: object) -> dict[str, str | None] | None:
+        """The columns ``model`` takes, in order, each with the pandas dtype its format
+        records (None where it records none); None for a model not trained on columns."""
         ...

@@ -6,10 +6,14 @@ names. The whole folder is sealed as ``model/mlflow_model/`` and loaded back wit
 ``mlflow.pyfunc.load_model``, so a model loads the way MLflow itself loads its flavor.
 
 Inputs follow the MLmodel signature: tensors by name (a lone unnamed tensor is ``input``);
-a DataFrame whose columns share one numeric type is one 2-D ``input`` (rows x columns);
-any other DataFrame is one 1-D input per column. Outputs take their names and dtypes from
-the signature (a lone unnamed output is ``prediction``) and their shapes from a run of the
-example. A model saved with an ``input_example`` needs no golden inputs: pack uses it.
+named columns are a tabular signature (``mlflow_table``): one 1-D input per column, and
+the model gets a DataFrame with the golden data's exact dtypes; unnamed columns of one
+numeric type are one 2-D ``input`` (rows x columns). A model without a signature takes
+what its input example was: a DataFrame example makes it tabular too. (Seals made before
+tables existed keep their ``columns`` layout, a DataFrame of numpy columns.) Outputs take
+their names and dtypes from the signature (a lone unnamed output is ``prediction``) and
+their shapes from a run of the example. A model saved with an ``input_example`` needs no
+golden inputs: pack uses it.
 
 The lock: MLflow's ``requirements.txt`` names whatever its inference saw imported (here, a
 scikit-learn model's list held torch, pytest and rich). So the lock's roots are what the
@@ -34,12 +38,13 @@ import numpy as np
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from modelseal.errors import DeviceError, RuntimeLoadError, SourceError, UsageError
-from modelseal.runtimes.base import Example
+from modelseal.errors import DeviceError, InputError, RuntimeLoadError, SourceError, UsageError
+from modelseal.runtimes.mlflow_table import is_named_columns, schema_dtypes, schema_table
 from modelseal.runtimes.modules import referenced_distributions
 from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
 from modelseal.runtimes.shared import SINGLE_INPUT_NAME, LoadedModel, array_spec, model_path
-from modelseal.types import Array, NamedArrays, Signature, TensorSpec
+from modelseal.tabular import table_inputs, table_of, to_frame
+from modelseal.types import Array, Example, NamedArrays, Signature, Table, TableSpec, TensorSpec
 
 MODEL_DIR = "mlflow_model"
 MLMODEL_FILE = "MLmodel"
@@ -53,7 +58,7 @@ _SERIALIZERS = {"skops": "skops", "cloudpickle": "cloudpickle"}
 """A flavor's ``serialization_format`` -> the distribution that reads it back."""
 _PYFUNC_FLAVOR = "python_function"
 
-LayoutMode = Literal["array", "tensors", "matrix", "columns"]
+LayoutMode = Literal["array", "tensors", "matrix", "columns", "table"]
 
 
 class LayoutOptions(RuntimeOptions):
@@ -91,6 +96,13 @@ class MlflowRuntime:
         layout = _input_layout(mlmodel, raw_example=raw)
         return layout.example(raw)
 
+    def trained_columns(self, model: object) -> dict[str, str | None] | None:
+        """The columns of the model's named column-based signature, with MLflow's dtypes."""
+        signature = _read_mlmodel(_model_source(model)).signature
+        if signature is None or signature.inputs is None or not is_named_columns(signature.inputs):
+            return None
+        return schema_dtypes(signature.inputs)
+
     def save(self, model: object, dest: Path, example: Example) -> Signature:
         source = _model_source(model)
         dest.mkdir(parents=True, exist_ok=True)
@@ -99,7 +111,7 @@ class MlflowRuntime:
         mlmodel = _read_mlmodel(str(model_dir))
         pyfunc = _load_pyfunc(model_dir)
         layout = _input_layout(mlmodel, example=example)
-        inputs = layout.conform(layout.named(example))
+        inputs = layout.golden_inputs(example)
         result = _predict(pyfunc, layout, inputs)
         names, dtypes = _signature_outputs(mlmodel)
         outputs = _named_outputs(result, names)
@@ -109,6 +121,7 @@ class MlflowRuntime:
                 array_spec(name, array, output=True, dtype=dtypes.get(name))
                 for name, array in outputs.items()
             ),
+            table=layout.table,
         )
         mlflow_requirements = _read_requirements(model_dir / REQUIREMENTS_FILE)
         options = MlflowOptions(
@@ -142,6 +155,7 @@ class MlflowRuntime:
             mode=options.input_layout.mode,
             specs=options.signature.inputs,
             columns=None if columns is None else list(columns),
+            table=options.signature.table,
         )
         return LoadedMlflow(
             pyfunc=pyfunc, layout=layout, signature=options.signature, load_timings=timings
@@ -155,6 +169,8 @@ class MlflowRuntime:
     def requirements(self, path: Path) -> list[str]:
         options = read_options(path, MlflowOptions)
         roots = {options.mlflow_distribution, "numpy", "pandas", *options.distributions}
+        if options.signature.table is not None:
+            roots.add("pyarrow")  # reads the golden parquet (pandas builds the DataFrame)
         return sorted(roots)
 
 
@@ -175,14 +191,21 @@ class InputLayout:
 
     ``array``: one ndarray (input ``input``); ``tensors``: a dict of ndarrays by name;
     ``matrix``: a DataFrame built from the 2-D ``input`` with ``columns``; ``columns``: a
-    DataFrame with one 1-D input per column.
+    DataFrame with one 1-D input per column; ``table``: the DataFrame of ``table``.
     """
 
     mode: LayoutMode
     specs: tuple[TensorSpec, ...]
     columns: list[str] | None = None
+    table: TableSpec | None = None
+
+    @classmethod
+    def of_table(cls, table: TableSpec) -> InputLayout:
+        return cls("table", table.input_specs(), table=table)
 
     def model_input(self, inputs: NamedArrays) -> Any:
+        if self.table is not None:
+            return to_frame(inputs, self.table)
         if self.mode == "array":
             return inputs[SINGLE_INPUT_NAME]
         if self.mode == "tensors":
@@ -192,7 +215,18 @@ class InputLayout:
             return pd.DataFrame(inputs[SINGLE_INPUT_NAME], columns=self.columns)
         return pd.DataFrame({spec.name: inputs[spec.name] for spec in self.specs})
 
-    def named(self, example: Example) -> NamedArrays:
+    def golden_inputs(self, example: Example) -> NamedArrays:
+        """The golden example as this layout's inputs, checked and typed."""
+        if self.table is not None:
+            return table_inputs(example, self.table)
+        if isinstance(example, Table):
+            raise InputError(
+                "the golden inputs are a DataFrame, but the MLflow signature names tensors "
+                f"{[spec.name for spec in self.specs]}; give them as arrays"
+            )
+        return self.conform(self.named(example))
+
+    def named(self, example: Array | NamedArrays) -> NamedArrays:
         if isinstance(example, np.ndarray):
             if len(self.specs) != 1:
                 raise UsageError(
@@ -209,6 +243,8 @@ class InputLayout:
         """An MLflow input example (DataFrame, ndarray, dict, list) as golden inputs."""
         pd = _pandas()
         if isinstance(raw, pd.DataFrame):
+            if self.table is not None:
+                return table_of(raw, where="the MLflow input example")
             if self.mode == "columns":
                 by_name = {str(column): raw[column] for column in raw.columns}
                 return {spec.name: _column_array(by_name[spec.name]) for spec in self.specs}
@@ -341,11 +377,16 @@ def _input_layout(
     """The input layout from the MLmodel signature, else from the example's form."""
     signature = mlmodel.signature
     if signature is not None and signature.inputs is not None:
+        if is_named_columns(signature.inputs):
+            given = None if raw_example is not None else example
+            return InputLayout.of_table(schema_table(signature.inputs, given))
         return _layout_from_schema(signature.inputs)
     if raw_example is not None:
         example = _example_arrays(raw_example)
     if example is None:
         raise UsageError("the MLflow model has neither a signature nor an input example")
+    if isinstance(example, Table):
+        return InputLayout.of_table(example.spec)
     if isinstance(example, np.ndarray):
         return InputLayout("array", (array_spec(SINGLE_INPUT_NAME, example, output=False),))
     specs = tuple(array_spec(name, array, output=False) for name, array in example.items())
@@ -357,7 +398,7 @@ def _example_arrays(raw: Any) -> Example:
     """An input example as arrays, for a model without a signature to say how to read it."""
     pd = _pandas()
     if isinstance(raw, pd.DataFrame):
-        return {str(column): _column_array(raw[column]) for column in raw.columns}
+        return table_of(raw, where="the MLflow input example")
     if isinstance(raw, dict):
         return {str(name): _column_array(value) for name, value in raw.items()}
     return _column_array(raw)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from modelseal.errors import UsageError
-from modelseal.types import Array, NamedArrays, OutputKind, Signature, TensorSpec
+from modelseal.types import Array, Example, NamedArrays, OutputKind, Signature, Table, TensorSpec
 
 SINGLE_INPUT_NAME = "input"
 """The name of a model's only input when the golden example is one unnamed array."""
@@ -64,8 +64,15 @@ def check_model_file(path: Path, suffixes: tuple[str, ...], expected: str, runti
     )
 
 
-def named_example(example: Array | NamedArrays) -> NamedArrays:
-    """A golden example by input name: one unnamed array is the input ``input``."""
+def named_example(example: Example) -> NamedArrays:
+    """A golden example by input name: one unnamed array is the input ``input``. A table
+    (a DataFrame) is refused: only runtimes of models trained on DataFrames take one."""
+    if isinstance(example, Table):
+        raise UsageError(
+            "the golden inputs are a DataFrame, but this runtime runs tensors: give them as "
+            "arrays (.npy, or .npz by input name); DataFrames are for models trained on them "
+            "(--runtime sklearn or mlflow)"
+        )
     if isinstance(example, np.ndarray):
         return {SINGLE_INPUT_NAME: example}
     return dict(example)

@@ -4,6 +4,12 @@ joblib files are pickles: loading one runs whatever code the bytes name. Digests
 that the files did not change since the manifest was written, so verification loads a joblib
 model only from a seal someone trusted vouched for (``pickle_on_load`` says it is one); skops
 loads without running code and refuses types it does not trust unless the seal names them.
+
+An estimator fitted on a DataFrame (it has ``feature_names_in_``; a pipeline whose
+``ColumnTransformer`` selects columns by name needs one) gets a tabular signature: its
+columns, in the order it was trained on, with the dtypes and nulls of the golden DataFrame;
+it always receives a DataFrame rebuilt with them, never a bare array. Any other estimator
+takes one 2-D float input.
 """
 
 from __future__ import annotations
@@ -18,8 +24,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from modelseal.errors import DeviceError, RuntimeLoadError, UsageError
-from modelseal.runtimes.base import Example
+from modelseal.errors import DeviceError, InputError, RuntimeLoadError, UsageError
 from modelseal.runtimes.modules import referenced_distributions
 from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
 from modelseal.runtimes.shared import (
@@ -28,7 +33,17 @@ from modelseal.runtimes.shared import (
     check_model_file,
     model_path,
 )
-from modelseal.types import NamedArrays, OutputKind, Signature, TensorSpec
+from modelseal.tabular.frames import to_frame
+from modelseal.tabular.record import ordered_as_trained, table_of_arrays
+from modelseal.types import (
+    Example,
+    NamedArrays,
+    OutputKind,
+    Signature,
+    Table,
+    TableSpec,
+    TensorSpec,
+)
 
 Serialization = Literal["skops", "joblib"]
 INPUT_NAME = SINGLE_INPUT_NAME
@@ -36,6 +51,11 @@ MODEL_FILES: dict[str, str] = {"skops": "model.skops", "joblib": "model.joblib"}
 SKOPS_SUFFIXES = (".skops",)
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 TRUSTED_LIBRARIES = frozenset({"sklearn", "numpy", "scipy"})
+VALUE_TYPES = frozenset(
+    f"builtins.{name}" for name in ("object", "str", "bytes", "int", "float", "bool", "complex")
+)
+"""Python's value types, which skops does not trust either: a ColumnTransformer names one
+when it picks text columns with ``make_column_selector(dtype_include=object)``."""
 
 
 class SklearnOptions(RuntimeOptions):
@@ -46,7 +66,8 @@ class SklearnOptions(RuntimeOptions):
 
 
 class SklearnRuntime:
-    """A fitted scikit-learn estimator (or pipeline) taking one 2-D float input."""
+    """A fitted scikit-learn estimator (or pipeline): one 2-D float input, or the columns
+    of the DataFrame it was fitted on."""
 
     name: ClassVar[str] = "sklearn"
     supports_cuda: ClassVar[bool] = False
@@ -59,10 +80,14 @@ class SklearnRuntime:
         self.serialization: Serialization = serialization or _default_serialization()
         self.trusted_types = sorted(trusted_types or [])
 
+    def trained_columns(self, model: object) -> dict[str, str | None] | None:
+        """The columns the estimator was fitted on (scikit-learn records no dtypes)."""
+        names = feature_names(self._estimator(model))
+        return None if names is None else dict.fromkeys(names)
+
     def save(self, model: object, dest: Path, example: Example) -> Signature:
-        source = model_path(model)
-        estimator = model if source is None else _read_model_file(source, self.trusted_types)
-        signature = estimator_signature(estimator)
+        estimator = self._estimator(model)
+        signature = estimator_signature(estimator, example)
         dest.mkdir(parents=True, exist_ok=True)
         model_file = dest / MODEL_FILES[self.serialization]
         trusted = self.trusted_types
@@ -85,6 +110,10 @@ class SklearnRuntime:
         )
         write_options(dest, options)
         return signature
+
+    def _estimator(self, model: object) -> Any:
+        source = model_path(model)
+        return model if source is None else _read_model_file(source, self.trusted_types)
 
     def load(self, path: Path, device: str) -> LoadedEstimator:
         if device != "cpu":
@@ -112,6 +141,9 @@ class SklearnRuntime:
         options = read_options(path, SklearnOptions)
         roots = {"scikit-learn", "numpy", *options.distributions}
         roots.add("skops" if options.serialization == "skops" else "joblib")
+        if options.signature.table is not None:
+            # pandas builds the DataFrame the model receives; pyarrow reads the golden parquet.
+            roots |= {"pandas", "pyarrow"}
         return sorted(roots)
 
 
@@ -124,7 +156,8 @@ class LoadedEstimator(LoadedModel):
         self._methods = [(spec, _METHOD_OF_OUTPUT[spec.name]) for spec in self.signature.outputs]
 
     def predict(self, inputs: NamedArrays) -> NamedArrays:
-        features = inputs[INPUT_NAME]
+        table = self.signature.table
+        features = inputs[INPUT_NAME] if table is None else to_frame(inputs, table)
         outputs: NamedArrays = {}
         for spec, method in self._methods:
             result = np.asarray(getattr(self.estimator, method)(features))
@@ -140,8 +173,19 @@ _METHOD_OF_OUTPUT = {
 }
 
 
-def estimator_signature(estimator: Any) -> Signature:
-    """The signature of a fitted estimator: one float64 input, outputs by available method."""
+def estimator_signature(estimator: Any, example: Example | None = None) -> Signature:
+    """The signature of a fitted estimator, outputs by available method: the table of the
+    golden DataFrame (``example``) for one fitted on a DataFrame, else one float64 input."""
+    outputs = tuple(_output_specs(estimator))
+    names = feature_names(estimator)
+    if names is not None:
+        return Signature.tabular(_trained_table(estimator, names, example), outputs)
+    if isinstance(example, Table):
+        raise InputError(
+            f"the golden inputs are a DataFrame, but {type(estimator).__name__} was fitted on "
+            "an array (it has no feature_names_in_), so it takes arrays: give the golden "
+            "inputs as an array, or fit the model on the DataFrame"
+        )
     n_features = getattr(estimator, "n_features_in_", None)
     if not isinstance(n_features, int | np.integer):
         raise UsageError(
@@ -149,7 +193,27 @@ def estimator_signature(estimator: Any) -> Signature:
             "scikit-learn estimator (fit it before sealing)"
         )
     inputs = (TensorSpec(name=INPUT_NAME, dtype="float64", shape=(-1, int(n_features))),)
-    return Signature(inputs=inputs, outputs=tuple(_output_specs(estimator)))
+    return Signature(inputs=inputs, outputs=outputs)
+
+
+def feature_names(estimator: Any) -> list[str] | None:
+    """The columns a fitted estimator was fitted on (scikit-learn records them only when
+    every column name was text), or None for one fitted on an array."""
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        return None
+    return [str(name) for name in names]
+
+
+def _trained_table(estimator: Any, names: list[str], example: Example | None) -> TableSpec:
+    where = "the golden DataFrame" if isinstance(example, Table) else "the golden inputs"
+    if example is None:
+        raise UsageError(
+            f"{type(estimator).__name__} was fitted on a DataFrame with columns {names}: give "
+            "golden inputs as a DataFrame with those columns"
+        )
+    table = example if isinstance(example, Table) else table_of_arrays(example, names, where)
+    return ordered_as_trained(table.spec, names, where)
 
 
 def _output_specs(estimator: Any) -> list[TensorSpec]:
@@ -186,10 +250,15 @@ def _max_len(classes: np.ndarray[Any, Any]) -> int:
 
 
 def _library_types(untrusted: list[str]) -> list[str]:
-    """Types of the numerical libraries themselves (``sklearn.tree._tree.Tree``), which skops
-    does not trust by default but which are no more code than the estimator being sealed.
-    They are written into the sealed runtime.json, so what is trusted is digest-checked."""
-    return [name for name in untrusted if name.split(".", 1)[0] in TRUSTED_LIBRARIES]
+    """Types of the numerical libraries themselves (``sklearn.tree._tree.Tree``,
+    ``numpy.dtype``) and Python's value types (``VALUE_TYPES``), which skops does not trust
+    by default but which are no more code than the estimator being sealed. They are written
+    into the sealed runtime.json, so what is trusted is digest-checked."""
+    return [
+        name
+        for name in untrusted
+        if name.split(".", 1)[0] in TRUSTED_LIBRARIES or name in VALUE_TYPES
+    ]
 
 
 def _default_serialization() -> Serialization:
@@ -204,7 +273,10 @@ def _read_model_file(path: Path, trusted_types: list[str]) -> Any:
     if path.suffix.lower() in SKOPS_SUFFIXES:
         if not zipfile.is_zipfile(path):
             raise UsageError(f"{path}: not a zip archive, so not a skops file; expected {expected}")
-        return _load_skops(path, trusted_types)
+        import skops.io
+
+        libraries = _library_types(skops.io.get_untrusted_types(file=path))
+        return _load_skops(path, [*trusted_types, *libraries])
     import joblib
 
     try:

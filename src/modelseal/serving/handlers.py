@@ -23,8 +23,10 @@ from modelseal.errors import MalformedRequestError, RequestTooLargeError
 from modelseal.oip import datatype_of
 from modelseal.serving.codecs import (
     decode_infer_request,
+    decode_invocations_request,
     decode_predict_request,
     encode_infer_response,
+    encode_invocations_response,
     encode_predict_response,
 )
 from modelseal.serving.core import ModelServer
@@ -127,6 +129,20 @@ async def predict(request: Request, serving: Serving) -> Response:
             _nbytes(outputs), encode_predict_response, outputs, single, model.seal.version,
             model.seal.digest, model.device.device,
         )  # fmt: skip
+    return Response(payload, media_type=JSON)
+
+
+async def invocations(request: Request, serving: Serving) -> Response:
+    """MLflow's scoring route (also SageMaker's container contract), on the default model."""
+    model = serving.models.default
+    async with model.admitted():
+        body = await read_body(request, model.config.max_body_bytes)
+        inputs = await off_loop(
+            len(body), decode_invocations_request, body, model.seal.signature,
+            nan_policy=model.config.nan_policy,
+        )  # fmt: skip
+        outputs = await model.infer(inputs)
+        payload = await off_loop(_nbytes(outputs), encode_invocations_response, outputs)
     return Response(payload, media_type=JSON)
 
 

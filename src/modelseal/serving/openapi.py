@@ -55,9 +55,30 @@ PREDICT_REQUEST = {
             "required": ["instances"],
             "properties": {"instances": {"type": "array"}},
         },
-        {"type": "object", "required": ["inputs"], "properties": {"inputs": ANY_OBJECT}},
+        {"type": "object", "required": ["inputs"], "properties": {"inputs": {}}},
+        {
+            "type": "object",
+            "required": ["dataframe_split"],
+            "properties": {
+                "dataframe_split": {
+                    "type": "object",
+                    "required": ["columns", "data"],
+                    "properties": {
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "data": {"type": "array", "items": {"type": "array"}},
+                        "index": {"type": "array"},
+                    },
+                }
+            },
+        },
+        {
+            "type": "object",
+            "required": ["dataframe_records"],
+            "properties": {"dataframe_records": {"type": "array", "items": ANY_OBJECT}},
+        },
     ]
 }
+INVOCATIONS_REQUEST = PREDICT_REQUEST
 ERRORS = {
     400: "the body is not JSON (or not an object)",
     404: "no such model or version here",

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from modelseal.serving import handlers
 from modelseal.serving.handlers import Serving
-from modelseal.serving.openapi import INFER_REQUEST, PREDICT_REQUEST
+from modelseal.serving.openapi import INFER_REQUEST, INVOCATIONS_REQUEST, PREDICT_REQUEST
 
 Handler = Callable[[Request, Serving], Awaitable[Response]]
 READINESS = (503,)
@@ -64,6 +64,11 @@ ROUTES: tuple[Route, ...] = (
         "POST", "/predict", handlers.predict, "prediction (simple API)",
         tuple(status for status in INFERENCE if status != 404), PREDICT_REQUEST,
     ),
+    Route(
+        "POST", "/invocations", handlers.invocations, "prediction (MLflow scoring protocol)",
+        tuple(status for status in INFERENCE if status != 404), INVOCATIONS_REQUEST,
+    ),
+    Route("GET", "/ping", handlers.server_ready, "readiness (MLflow, SageMaker)", READINESS),
     Route("GET", "/health", handlers.health, "readiness with details", READINESS),
     Route("GET", "/health/live", handlers.server_live, "liveness", READINESS),
     Route("GET", "/health/ready", handlers.server_ready, "readiness", READINESS),

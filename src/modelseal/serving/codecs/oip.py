@@ -8,6 +8,7 @@
      "outputs": [{"name": "output", "parameters": {"binary_data": false}}]}
 
 ``data`` may be flat (row-major) or nested; ``binary`` reads ``binary_data_size`` instead.
+A tabular model takes one input per column (``tabular``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import orjson
 from modelseal.errors import InputError
 from modelseal.oip import TEXT_KINDS, casts_to, datatype_of, dtype_of
 from modelseal.serving.codecs.binary import BinaryReader, binary_data_size, json_part, tensor_bytes
+from modelseal.serving.codecs.outputs import parameters_of, requested_outputs
+from modelseal.serving.codecs.tabular import decode_table_inputs
 from modelseal.serving.codecs.values import (
     ValueRules,
     batch_rows,
@@ -76,14 +79,15 @@ def decode_infer_request(
     document = load_object(json_part(body, header_length))
     reader = None if header_length is None else BinaryReader(body, header_length)
     rules = ValueRules.for_body(body, nan_policy)
-    inputs = _decode_inputs(document.get("inputs"), signature, reader, rules)
+    if signature.table is None:
+        inputs = _decode_inputs(document.get("inputs"), signature, reader, rules)
+    else:
+        inputs = decode_table_inputs(document.get("inputs"), signature.table, reader)
     if reader is not None:
         reader.finish()
     batch_rows(inputs)
-    parameters = _parameters(document.get("parameters"), "parameters")
-    output_names, binary_outputs = _requested_outputs(
-        document.get("outputs"), parameters, signature
-    )
+    parameters = parameters_of(document.get("parameters"), "parameters")
+    output_names, binary_outputs = requested_outputs(document.get("outputs"), parameters, signature)
     return InferRequest(
         id=_request_id(document.get("id")),
         inputs=inputs,
@@ -180,7 +184,7 @@ def _decode_tensor(
     declared = _declared_dtype(datatype, spec, field)
     shape = _shape(item.get("shape"), field)
     check_shape(shape, spec, field)
-    size = binary_data_size(_parameters(item.get("parameters"), f"{field} parameters"), field)
+    size = binary_data_size(parameters_of(item.get("parameters"), f"{field} parameters"), field)
     if size is None:
         if "data" not in item:
             raise InputError(f"{field}: 'data' is missing")
@@ -244,55 +248,7 @@ def _shape(value: object, field: str) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _requested_outputs(
-    outputs: object, parameters: dict[str, Any], signature: Signature
-) -> tuple[tuple[str, ...], frozenset[str]]:
-    all_binary = _flag(parameters.get("binary_data_output", False), "parameters.binary_data_output")
-    if outputs is None or outputs == []:
-        names = tuple(signature.output_names)
-        return names, frozenset(names) if all_binary else frozenset()
-    if not isinstance(outputs, list):
-        raise InputError('outputs: must be a list of {"name": ...} objects')
-    known = signature.output_names
-    chosen: list[str] = []
-    binary: set[str] = set()
-    for index, item in enumerate(outputs):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise InputError(f"outputs[{index}]: must be an object with a string 'name'")
-        name: str = item["name"]
-        field = f"outputs[{index}] ({name!r})"
-        if name not in known:
-            raise InputError(
-                f"{field}: no output named {name!r}; the signature has: {quoted(known)}"
-            )
-        if name in chosen:
-            raise InputError(f"{field}: asked for twice")
-        output_parameters = _parameters(item.get("parameters"), f"{field} parameters")
-        if output_parameters.get("classification"):
-            raise InputError(f"{field}: the classification extension is not supported")
-        if _flag(
-            output_parameters.get("binary_data", all_binary), f"{field} parameters.binary_data"
-        ):
-            binary.add(name)
-        chosen.append(name)
-    return tuple(chosen), frozenset(binary)
-
-
 def _request_id(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise InputError("id: must be a string")
-
-
-def _parameters(value: object, field: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InputError(f"{field}: must be a JSON object")
-    return value
-
-
-def _flag(value: object, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise InputError(f"{field}: must be true or false")
-    return value

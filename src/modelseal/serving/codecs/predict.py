@@ -13,7 +13,8 @@ A ROW is what the signature's shape without its batch axis describes: a number f
     {"predictions": {"<output>": ROW_OR_ROWS, ...}, "model_version": "3",
      "seal_digest": "sha256:…", "device": "cpu"}
 
-with each output's row itself after ``features`` and a list of rows otherwise.
+with each output's row itself after ``features`` and a list of rows otherwise. A tabular
+model takes records and MLflow's formats instead (``tabular``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import orjson
 
 from modelseal.errors import InputError
 from modelseal.oip import TEXT_KINDS
+from modelseal.serving.codecs.tabular import decode_table_body
 from modelseal.serving.codecs.values import (
     ValueRules,
     batch_rows,
@@ -66,6 +68,15 @@ def decode_predict_request(
     taken against the signature's dtype. Raises ``InputError`` naming the field otherwise.
     """
     document = load_object(body)
+    if signature.table is not None:
+        return decode_table_body(document, signature.table)
+    return decode_predict_document(document, signature, ValueRules.for_body(body, nan_policy))
+
+
+def decode_predict_document(
+    document: dict[str, Any], signature: Signature, rules: ValueRules
+) -> tuple[NamedArrays, bool]:
+    """``decode_predict_request`` for a tensor model's body, already parsed."""
     if len(document) != 1:
         raise InputError(f"{_USAGE}; got keys: {quoted(document)}")
     ((key, value),) = document.items()
@@ -77,7 +88,6 @@ def decode_predict_request(
         fields = _inputs_fields(value, signature)
     else:
         raise InputError(f"{_USAGE}; got key {key!r}")
-    rules = ValueRules.for_body(body, nan_policy)
     inputs = {
         name: _rows_array(rows, signature.input(name), field, rules)
         for name, (field, rows) in fields.items()
@@ -101,7 +111,7 @@ def encode_predict_response(
     ``features``) each output is its first row itself (a number for a 1-D output, a list for
     a 2-D one); otherwise it is the list of rows.
     """
-    predictions = {name: _prediction(array, name, single) for name, array in outputs.items()}
+    predictions = {name: prediction(array, name, single) for name, array in outputs.items()}
     response = {
         "predictions": predictions,
         "model_version": model_version,
@@ -167,7 +177,8 @@ def _rows_array(rows: object, spec: TensorSpec, field: str, rules: ValueRules) -
     return array
 
 
-def _prediction(array: Array, name: str, single: bool) -> Any:
+def prediction(array: Array, name: str, single: bool) -> Any:
+    """An output as JSON values: its rows, or with ``single`` its first row itself."""
     if array.dtype.kind in TEXT_KINDS:
         values: Any = object_array(output_texts(array, name)).reshape(array.shape).tolist()
     else:
