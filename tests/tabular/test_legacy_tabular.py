@@ -17,6 +17,7 @@ from modelseal import open_seal
 from modelseal.environment.risk import Risk
 from modelseal.golden import load_golden
 from modelseal.runtimes import get_runtime
+from modelseal.seal.trust import TrustPolicy
 from modelseal.types import ColumnKind
 from modelseal.verify import Verdict, VerifyReport, verify
 from tests.cli_process import run_modelseal as modelseal
@@ -57,7 +58,13 @@ def legacy_seal(legacy_tabular_python: Path, tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="module")
 def report(legacy_seal: Path) -> VerifyReport:
-    return verify(legacy_seal)
+    # the legacy environment has no skops: the model is a joblib pickle, vouched for by its pin
+    return verify(legacy_seal, trust=TrustPolicy(expect_digest=pinned_digest(legacy_seal)))
+
+
+def pinned_digest(seal_path: Path) -> str:
+    with open_seal(seal_path) as seal:
+        return f"sha256:{seal.digest}"
 
 
 def test_the_legacy_seal_records_pandas_2s_object_text_columns(legacy_seal: Path) -> None:
@@ -111,7 +118,11 @@ def test_the_model_gets_the_object_columns_it_was_trained_on(legacy_seal: Path) 
 
 
 def test_verify_in_a_fresh_process_prints_the_pandas_row(legacy_seal: Path) -> None:
-    result = modelseal("verify", "--json", str(legacy_seal), extra_env=FEATURE_NAME_WARNINGS_FAIL)
+    pin = pinned_digest(legacy_seal)
+    result = modelseal(
+        "verify", "--json", "--expect-digest", pin, str(legacy_seal),
+        extra_env=FEATURE_NAME_WARNINGS_FAIL,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     assert printed["verdict"] == "consistent"
