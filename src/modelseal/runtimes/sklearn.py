@@ -19,7 +19,7 @@ import numpy as np
 
 from modelseal.errors import DeviceError, RuntimeLoadError, UsageError
 from modelseal.runtimes.base import Example
-from modelseal.runtimes.modules import referenced_distributions
+from modelseal.runtimes.modules import import_refusing, referenced_distributions
 from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
 from modelseal.runtimes.shared import (
     SINGLE_INPUT_NAME,
@@ -35,6 +35,12 @@ MODEL_FILES: dict[str, str] = {"skops": "model.skops", "joblib": "model.joblib"}
 SKOPS_SUFFIXES = (".skops",)
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 TRUSTED_LIBRARIES = frozenset({"sklearn", "numpy", "scipy"})
+# scikit-learn's array-API adapters for other array libraries: importing skops.io imports
+# every scikit-learn package, and these import their library (torch: 2 s, 300 MiB). Loading
+# an estimator never needs them; one that holds torch objects imports torch itself.
+ARRAY_API_ADAPTERS = tuple(
+    f"sklearn.externals.array_api_compat.{library}" for library in ("torch", "cupy", "dask")
+)
 
 
 class SklearnOptions(RuntimeOptions):
@@ -90,7 +96,9 @@ class SklearnRuntime:
             raise DeviceError(f"scikit-learn runs on the CPU only; asked for device {device!r}")
         options = read_options(path, SklearnOptions)
         started = time.perf_counter()
-        importlib.import_module("skops.io" if options.serialization == "skops" else "joblib")
+        import_refusing(
+            "skops.io" if options.serialization == "skops" else "joblib", ARRAY_API_ADAPTERS
+        )
         imported = time.perf_counter()
         estimator = _load_estimator(path / MODEL_FILES[options.serialization], options)
         timings = {"import": imported - started, "read": time.perf_counter() - imported}
