@@ -364,6 +364,13 @@ def serve(
     access_log: Annotated[bool, typer.Option(envvar="MODELSEAL_ACCESS_LOG")] = False,
     log_format: Annotated[LogFormat, typer.Option(envvar="MODELSEAL_LOG_FORMAT")] = "auto",
     expect_digest: ExpectDigest = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="MODELSEAL_WORKERS",
+            help="Server processes sharing the port, each verifying the seal; ready when all are.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve a seal over HTTP (OIP v2 and /predict) once it proves it reproduces."""
     from modelseal.serving.runner import serve as run_server
@@ -389,6 +396,7 @@ def serve(
         max_connections=max_connections,
         access_log=access_log,
         log_format=log_format,
+        workers=workers,
     )
     run_server(source, config, expect_digest=expect_digest)
 

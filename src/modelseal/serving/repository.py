@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from modelseal.errors import SealError, UnknownModelError, UsageError
 from modelseal.serving.core import ModelServer
 
 
-class ModelRepository:
-    """The models of one server, keyed by model name."""
+class Peers(Protocol):
+    """The other worker processes serving beside this one (``workers``)."""
 
-    def __init__(self, models: Sequence[ModelServer]) -> None:
+    def publish(self, ready: bool) -> None:
+        """Tell them whether this worker is ready."""
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether every worker (this one as last published) is ready, and why not."""
+
+
+class ModelRepository:
+    """The models of one server, keyed by model name; with ``peers``, one worker of several
+    whose readiness is the pod's."""
+
+    def __init__(self, models: Sequence[ModelServer], peers: Peers | None = None) -> None:
         if not models:
             raise UsageError("a server needs at least one model to serve")
         self._models: dict[str, ModelServer] = {}
@@ -30,6 +42,7 @@ class ModelRepository:
         """The model ``/predict``, ``/health``, ``/seal`` and ``/openapi.json`` are about."""
         self.draining = False
         """Set by SIGTERM: every response closes its connection from then on."""
+        self.peers = peers
 
     def __iter__(self) -> Iterator[ModelServer]:
         return iter(self._models.values())
@@ -88,4 +101,12 @@ class ModelRepository:
             ok, reason = await model.readiness()
             if not ok:
                 return False, reason
+        if self.peers is not None:
+            self.peers.publish(True)
+            return self.peers.readiness()
         return True, "the inference probe passed"
+
+    def publish_readiness(self) -> None:
+        """Tell the peers whether this worker is ready (as of the last inference probe)."""
+        if self.peers is not None:
+            self.peers.publish(all(model.health.ready for model in self))

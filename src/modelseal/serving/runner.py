@@ -28,7 +28,7 @@ from types import FrameType
 
 import uvicorn
 
-from modelseal.errors import DeviceError, SealError
+from modelseal.errors import DeviceError, RuntimeLoadError, SealError
 from modelseal.seal.artifact import Seal
 from modelseal.serving.app import create_app
 from modelseal.serving.config import ServeConfig
@@ -36,7 +36,8 @@ from modelseal.serving.core import ModelServer
 from modelseal.serving.device import DeviceChoice, choose_device
 from modelseal.serving.logs import configure_logging, get_logger
 from modelseal.serving.protocol import ConnectionLimits, protocol_with
-from modelseal.serving.repository import ModelRepository
+from modelseal.serving.repository import ModelRepository, Peers
+from modelseal.serving.workers import serve_workers
 from modelseal.sources import resolve
 
 log = get_logger("runner")
@@ -72,7 +73,26 @@ def serve(source: str, config: ServeConfig, expect_digest: str | None = None) ->
     """Serve until SIGTERM or SIGINT; raises the start-up failure under ``--drift exit``."""
     configure_logging(config.log_format)
     seal, device = preflight(source, config, expect_digest)
-    models = ModelRepository([ModelServer(seal, config, device)])
+    if config.workers == 1:
+        run_server(seal, device, config)
+        return
+    status = serve_workers(seal, device, config)
+    if status != 0:
+        raise RuntimeLoadError(
+            f"a worker exited with status {status} before it turned ready (its log says why)"
+        )
+
+
+def run_server(
+    seal: Seal,
+    device: DeviceChoice,
+    config: ServeConfig,
+    peers: Peers | None = None,
+    listener: socket.socket | None = None,
+) -> None:
+    """One server process: on ``listener`` when given (a worker of several), else on the
+    configured host and port; raises the start-up failure under ``--drift exit``."""
+    models = ModelRepository([ModelServer(seal, config, device)], peers)
     app = create_app(models)
     limits = ConnectionLimits(
         config.header_timeout_s, config.body_timeout_s, config.max_connections, app.refusal
@@ -85,10 +105,12 @@ def serve(source: str, config: ServeConfig, expect_digest: str | None = None) ->
         lifespan="on",
         log_config=None,
         access_log=config.access_log,
+        # Only the access log reads the client's address.
+        proxy_headers=config.access_log,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     server = DrainingServer(uvicorn_config, models)
-    server.run()
+    server.run(sockets=None if listener is None else [listener])
     if server.startup_failure is not None:
         raise server.startup_failure
 
@@ -109,6 +131,10 @@ class DrainingServer(uvicorn.Server):
         await super().startup(sockets)
         if self.models.default.config.drift == "exit":
             self._watch = self._loop.create_task(self._exit_if_startup_fails())
+
+    async def on_tick(self, counter: int) -> bool:
+        self.models.publish_readiness()
+        return await super().on_tick(counter)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._drain is not None or self._loop is None:
