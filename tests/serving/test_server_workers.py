@@ -60,17 +60,15 @@ def test_two_workers_both_serve_and_sigterm_drains_both(gated_seal: Path, tmp_pa
     assert exit_code == 0, logs[-3000:]
     assert set(answers) <= {200, 503} and answers.count(200) >= 5, answers
     assert logs.count("drain window over") == 2, logs[-3000:]
-    for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    # The parent reaped both workers before it exited.
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
 def test_the_pod_is_ready_only_when_every_worker_is_and_a_dead_worker_comes_back(
     gated_seal: Path, tmp_path: Path
 ) -> None:
     gate = tmp_path / "gate"
-    server = start_server(
-        gated_seal, tmp_path, "--workers", "2", env={GATE_ENV: str(gate)}
-    )
+    server = start_server(gated_seal, tmp_path, "--workers", "2", env={GATE_ENV: str(gate)})
     try:
         first, second = sorted(worker_pids(server))
         gate.write_text("load")  # a new worker stays loading until the gate opens
