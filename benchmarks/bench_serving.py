@@ -1,287 +1,186 @@
-"""Serving benchmarks of `modelseal serve`, each against a baseline measured in the same run
-on the same model (FIELD-NOTES' "small" MLP, 128->256->256->1, ONNX, one intra-op thread).
-Servers are pinned to CPU 0 and the load (``wrk``, a Debian package) to CPU 1. Not part of
-the test suite.
+"""Serving benchmarks of `modelseal serve` against its peers, its floor and its ceiling, all
+measured in the same run on FIELD-NOTES' two float32 MLPs as ONNX ("small" 128->256->256->1,
+"heavy" 128->2048x3->1), one intra-op thread everywhere. Every server runs as its own
+process pinned to CPU 0; wrk (Debian's package, installed when missing) runs on CPU 1.
+Not part of the test suite.
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_serving.py [throughput] [storm] [big-body]``
-(all three when none is named).
-
-- throughput: requests per second and p99 with 64 keep-alive connections and with 1,
-  against the naive pattern (stdlib JSON, per-request inference).
-- storm: 500 connections sending back to back, every 503 retried at once, with
-  ``--max-queue 16`` against the default queue: answers of 200 per second, and how long a
-  *new* connection waits for its first answer (200 or 503) during the storm (a prober opens
-  one every 50 ms).
-- big-body: the longest liveness round trip while a 15 MB ``/predict`` body is read, decoded
-  and answered, against the longest on the idle server.
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_serving.py [SECTION ...]`` with
+sections throughput, workers, startup, memory, profile (written to
+benchmarks/results/serving-DATE.md with a PNG plot and py-spy flame graphs), and storm,
+big-body (printed; see benchmarks/serving-overload.md). All but storm and big-body when none
+is named. ``BENCH_SECONDS`` sets each load run's length (default 8).
 """
 
 from __future__ import annotations
 
-import json
+import datetime
 import os
 import platform
-import re
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
-import httpx
-import numpy as np
-from tests.conftest import mlp_weights, onnx_mlp
-
 import modelseal
-from modelseal import pack
-from modelseal.runtimes.onnx import OnnxRuntime, SessionSettings
+from benchmarks.serving import report, sections, servers
+from benchmarks.serving.load import ensure_wrk
+from benchmarks.serving.models import BenchModel, build_models
+from benchmarks.serving.overload import cpu_model, run_overload
 
-HERE = Path(__file__).parent
-SIZES = (128, 256, 256, 1)
-DURATION_SECONDS = 10
-LUA = """wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{body}'
-"""
-NAIVE = "naive (stdlib JSON, per-request inference)"
+RESULTS = Path(__file__).parent / "results"
+DEFAULT = ["throughput", "workers", "startup", "memory", "profile"]
+SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 
 
-def main(sections: list[str]) -> None:
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed (apt-get install wrk)")
-    chosen = sections or ["throughput", "storm", "big-body"]
-    print(f"{cpu_model()}, {len(os.sched_getaffinity(0))} CPUs; python "
-          f"{platform.python_version()}, modelseal {modelseal.__version__}")  # fmt: skip
+def main(chosen: list[str]) -> None:
+    ensure_wrk()
+    chosen = chosen or DEFAULT
+    day = datetime.date.today().isoformat()
+    lines = [f"# Serving benchmark, {day}", "", *machine(), ""]
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        onnx_file, seal = seal_mlp(work)
-        script = work / "post.lua"
-        script.write_text(LUA.format(body=json.dumps({"features": [0.5] * SIZES[0]})))
+        models = build_models(work / "models")
         if "throughput" in chosen:
-            throughput(onnx_file, seal, script)
-        if "storm" in chosen:
-            storms(seal, script)
-        if "big-body" in chosen:
-            big_body(seal)
+            lines += throughput(models, work, RESULTS / f"serving-{day}.png")
+        if "workers" in chosen:
+            lines += workers(models["small"], work)
+        if "startup" in chosen:
+            lines += startup(models["heavy"].seal, work)
+        if "memory" in chosen:
+            lines += memory(work)
+        if "profile" in chosen:
+            lines += profile(models["small"], work)
+        if {"storm", "big-body"} & set(chosen):
+            script = work / "post.lua"
+            script.write_text(servers.predict_request(models["small"]).lua())
+            run_overload(models["small"].seal, script, chosen)
+    if set(chosen) & set(DEFAULT):
+        output = RESULTS / f"serving-{day}.md"
+        output.write_text("\n".join(lines) + "\n")
+        print(f"wrote {output}")
 
 
-def seal_mlp(work: Path) -> tuple[Path, Path]:
-    model = onnx_mlp(mlp_weights(0, SIZES))
-    (work / "mlp.onnx").write_bytes(model)
-    golden = np.random.default_rng(1).standard_normal((64, SIZES[0])).astype(np.float32)
-    seal = pack(
-        model, runtime=OnnxRuntime(SessionSettings(intra_op_num_threads=1)), name="mlp",
-        version="1", golden=golden, output=work / "mlp.seal",
-    )  # fmt: skip
-    return work / "mlp.onnx", seal.root
-
-
-# --- throughput ------------------------------------------------------------------------------
-
-
-def throughput(onnx_file: Path, seal: Path, script: Path) -> None:
-    naive = [sys.executable, str(HERE / "naive_server.py"), str(onnx_file), "8791"]
-    results = {NAIVE: measure(naive, 8791, script), "modelseal serve": serve_measured(seal, script)}
-    for name, by_load in results.items():
-        for load, (rate, p99) in by_load.items():
-            ratio = rate / results[NAIVE][load][0]
-            print(f"{name:45} {load:15} {rate:9.0f} req/s  p99 {p99:8.2f} ms  x{ratio:.2f}")
-
-
-def serve_measured(seal: Path, script: Path) -> dict[str, tuple[float, float]]:
-    command = [sys.executable, "-m", "modelseal", "serve", str(seal), "--port", "8792",
-               "--log-format", "text"]  # fmt: skip
-    return measure(command, 8792, script)
-
-
-def measure(command: list[str], port: int, script: Path) -> dict[str, tuple[float, float]]:
-    server = start(command, port)
-    try:
-        url = f"http://127.0.0.1:{port}/predict"
-        return {"64 connections": run_wrk(url, script, 64), "1 connection": run_wrk(url, script, 1)}
-    finally:
-        stop(server)
-
-
-def run_wrk(url: str, script: Path, connections: int) -> tuple[float, float]:
-    result = wrk(url, script, connections, "--latency")
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", result).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", result)
-    assert p99 is not None, result
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    return rate, float(p99.group(1)) * scale
-
-
-def wrk(url: str, script: Path, connections: int, *args: str) -> str:
-    return subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{DURATION_SECONDS}s",
-         *args, "-s", str(script), url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-
-
-# --- retry storm -----------------------------------------------------------------------------
-
-
-def storms(seal: Path, script: Path) -> None:
-    results = {
-        "default queue (512)": storm(seal, script, []),
-        "--max-queue 16": storm(seal, script, ["--max-queue", "16"]),
-    }
-    baseline = results["default queue (512)"]["ok_per_s"]
-    for name, result in results.items():
-        print(
-            f"retry storm, {name:20} {result['ok_per_s']:8.0f} answers of 200/s "
-            f"(x{result['ok_per_s'] / baseline:.2f}), {result['refused_per_s']:8.0f} 503/s; "
-            f"a new connection's first answer: median {result['first_median_ms']:.1f} ms, "
-            f"max {result['first_max_ms']:.1f} ms"
+def machine() -> list[str]:
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}"
+        for name in (
+            "numpy",
+            "onnxruntime",
+            "uvicorn",
+            "uvloop",
+            "httptools",
+            "starlette",
+            "orjson",
+            "scikit-learn",
+            "skops",
         )
-
-
-def storm(seal: Path, script: Path, args: list[str]) -> dict[str, float]:
-    port = free_port()
-    server = serve(seal, port, *args)
-    firsts: list[float] = []
-    done = threading.Event()
-    prober = threading.Thread(target=probe_new_connections, args=(port, firsts, done))
-    try:
-        prober.start()
-        result = wrk(f"http://127.0.0.1:{port}/predict", script, 500)
-    finally:
-        done.set()
-        prober.join()
-        stop(server)
-    total = int(re.search(r"(\d+) requests in", result).group(1))  # type: ignore[union-attr]
-    refused = re.search(r"Non-2xx or 3xx responses: (\d+)", result)
-    non_2xx = int(refused.group(1)) if refused else 0
-    return {
-        "ok_per_s": (total - non_2xx) / DURATION_SECONDS,
-        "refused_per_s": non_2xx / DURATION_SECONDS,
-        "first_median_ms": float(np.median(firsts)) * 1000,
-        "first_max_ms": max(firsts) * 1000,
-    }
-
-
-def probe_new_connections(port: int, firsts: list[float], done: threading.Event) -> None:
-    """A new connection every 50 ms: the time to its first answer, whatever the status."""
-    body = json.dumps({"features": [0.5] * SIZES[0]}).encode()
-    request = (
-        b"POST /predict HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
-        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
     )
-    time.sleep(1.0)  # let the storm build up
-    while not done.is_set():
-        started = time.perf_counter()
+    return [
+        f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, load average "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} at the start; Linux "
+        f"{platform.release()}; Python {platform.python_version()}; modelseal "
+        f"{modelseal.__version__}; {versions}. Each load run lasts {SECONDS} s; servers pinned "
+        "to CPU 0, wrk (keep-alive, one thread) to CPU 1. This machine is shared and its "
+        "speed changes from minute to minute: compare only figures of one run.",
+    ]
+
+
+def throughput(models: dict[str, BenchModel], work: Path, png: Path) -> list[str]:
+    noop, _ = sections.measure_server(servers.noop(models["small"], 8790), work, SECONDS)
+    has_mlserver = servers.ensure_mlserver()
+    results = []
+    lines = ["## Throughput and latency", ""]
+    for index, model in enumerate(models.values()):
+        result = sections.ceiling(model)
+        port = 8800 + 20 * index
+        kinds = [
+            servers.modelseal(model, port + offset, protocol)
+            for offset, protocol in enumerate(("/predict", "OIP v2 JSON", "OIP v2 binary"))
+        ]
+        kinds.append(servers.naive(model, port + 5))
+        if has_mlserver:
+            kinds.append(servers.mlserver(model, port + 10, work))
+        for kind in kinds:
+            print(f"{model.name}: {kind.name}", flush=True)
+            result.loads[kind.name], result.rss_mib[kind.name] = sections.measure_server(
+                kind, work, SECONDS
+            )
+        results.append(result)
+        lines += report.throughput_table(result, noop)
+        lines += report.targets(result, noop)
+    report.plot(results, noop, png)
+    return [*lines, f"![req/s and p99 against concurrency]({png.name})", ""]
+
+
+def workers(model: BenchModel, work: Path) -> list[str]:
+    lines = ["## Several workers (small model, /predict, c=64)", "",
+             "| workers | CPUs | req/s | p99 ms | requests per server-CPU-second |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for count, (load, per_cpu_s) in sections.workers(model, 8900, work, SECONDS).items():
+        cpus = "0" if count == 1 else "0,1 (wrk on 1 too)"
+        lines.append(f"| {count} | {cpus} | {load.rps:,.0f} | {load.p99_ms:.2f} | "
+                     f"{per_cpu_s:,.0f} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def startup(heavy_seal: Path, work: Path) -> list[str]:
+    demo = build_demo(work)
+    lines = ["## Start-up: exec to ready, by step (seconds)", ""]
+    runs: dict[str, dict[str, float]] = {}
+    for name, seal in (("demo (scikit-learn)", demo), ("heavy (ONNX)", heavy_seal)):
+        runs[f"{name}, warm"] = sections.startup(seal, 8950, work, cold=False)
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
-                connection.sendall(request)
-                connection.recv(12)
-                firsts.append(time.perf_counter() - started)
-        except OSError:
-            pass
-        time.sleep(0.05)
+            runs[f"{name}, cold"] = sections.startup(seal, 8951, work, cold=True)
+        except OSError as exc:
+            lines.append(f"Cold page cache not measured for {name}: {exc}.")
+    steps = list(dict.fromkeys(step for run in runs.values() for step in run))
+    lines += ["| run | " + " | ".join(steps) + " | verification (env + replay + warm-up) |",
+              "|---" * (len(steps) + 2) + "|"]  # fmt: skip
+    for name, run in runs.items():
+        verification = sum(run.get(k, 0.0) for k in ("environment", "golden_replay", "warm_up"))
+        cells = " | ".join(f"{run[step]:.3f}" if step in run else "-" for step in steps)
+        lines.append(f"| {name} | {cells} | {verification:.3f} |")
+    return [*lines, ""]
 
 
-# --- big body ----------------------------------------------------------------------------
+def memory(work: Path) -> list[str]:
+    demo = build_demo(work)
+    serve = [sys.executable, "-m", "modelseal", "serve", str(demo), "--port", "8960",
+             "--log-format", "json"]  # fmt: skip
+    naive = [sys.executable, str(Path(__file__).parent / "naive_sklearn_server.py"),
+             str(demo / "model" / "model.skops"), "8961"]  # fmt: skip
+    request = servers.demo_request()
+    ours = sections.memory(servers.ServerKind("modelseal", serve, 8960, "/v2/health/ready",
+                                              request), work)  # fmt: skip
+    theirs = sections.memory(servers.ServerKind("naive", naive, 8961, "/health", request), work)
+    return [
+        "## Resident memory, demo scikit-learn seal (this environment has torch installed)", "",
+        "| server | RSS MiB | ratio to naive |", "|---|---|---|",
+        f"| modelseal serve | {ours:.0f} | {ours / theirs:.2f} |",
+        f"| naive (Starlette + skops.io.load) | {theirs:.0f} | 1.00 |", "",
+    ]  # fmt: skip
 
 
-def big_body(seal: Path) -> None:
-    port = free_port()
-    server = serve(seal, port)
-    rows = np.random.default_rng(3).standard_normal((6000, SIZES[0])).tolist()
-    body = json.dumps({"instances": rows}).encode()
-    assert len(body) > 15_000_000, len(body)
-    try:
-        idle = longest_liveness_wait(port, lambda: time.sleep(2.0)) * 1000
-        during = longest_liveness_wait(port, lambda: post(port, body)) * 1000
-    finally:
-        stop(server)
-    print(
-        f"15 MB body: longest liveness round trip {during:.1f} ms while it is served, "
-        f"{idle:.1f} ms idle (x{during / idle:.1f})"
-    )
+def profile(model: BenchModel, work: Path) -> list[str]:
+    lines = ["## Profile of the request path (py-spy, small model, /predict)", ""]
+    for connections, top in sections.profile(model, 8970, work, RESULTS, SECONDS).items():
+        lines += [f"### c={connections}: own time by function "
+                  f"([flame graph](serving-profile-c{connections}.svg))", "",
+                  "| samples | function |", "|---|---|"]  # fmt: skip
+        lines += [f"| {share:.1f}% | `{frame}` |" for share, frame in top]
+        lines.append("")
+    return lines
 
 
-def post(port: int, body: bytes) -> None:
-    response = httpx.post(
-        f"http://127.0.0.1:{port}/predict", content=body, timeout=120,
-        headers={"content-type": "application/json"},
-    )  # fmt: skip
-    assert response.status_code == 200, response.text[:300]
+def build_demo(work: Path) -> Path:
+    seal = work / "demo" / "digits-1.0.0.seal"
+    if not seal.exists():
+        from modelseal.demo import train_demo_model
 
-
-def longest_liveness_wait(port: int, work: Callable[[], object]) -> float:
-    """The longest single /health/live round trip while ``work()`` runs."""
-    waits: list[float] = []
-    done = threading.Event()
-
-    def poll() -> None:
-        with httpx.Client(timeout=60) as client:
-            while not done.is_set():
-                started = time.perf_counter()
-                client.get(f"http://127.0.0.1:{port}/health/live")
-                waits.append(time.perf_counter() - started)
-                time.sleep(0.005)
-
-    poller = threading.Thread(target=poll)
-    poller.start()
-    try:
-        work()
-    finally:
-        done.set()
-        poller.join()
-    return max(waits)
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        ["taskset", "-c", "0", *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            body = {"features": [0.0] * SIZES[0]}
-            url = f"http://127.0.0.1:{port}/predict"
-            if httpx.post(url, json=body, timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    server.kill()
-    raise RuntimeError(f"{command} never answered")
-
-
-def serve(seal: Path, port: int, *args: str) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "modelseal", "serve", str(seal), "--port", str(port),
-               "--log-format", "json", *args]  # fmt: skip
-    return start(command, port)
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    server.send_signal(signal.SIGINT)
-    server.wait(60)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+        model = train_demo_model()
+        modelseal.pack(model.estimator, runtime="sklearn", name="digits", version="1.0.0",
+                       golden=model.golden_inputs, output=seal)  # fmt: skip
+    return seal
 
 
 if __name__ == "__main__":

@@ -32,7 +32,12 @@ def build(model_path: str) -> Starlette:
         (scores,) = session.run(None, {input_name: features})
         return JSONResponse({"prediction": scores[0].tolist()})
 
-    return Starlette(routes=[Route("/predict", predict, methods=["POST"])])
+    async def health(_request: Request) -> JSONResponse:
+        return JSONResponse({"ready": True})
+
+    return Starlette(
+        routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health)]
+    )
 
 
 if __name__ == "__main__":

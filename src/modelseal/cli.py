@@ -385,6 +385,13 @@ def serve(
     cache_max_bytes: CacheMaxBytesOption = None,
     trusted_key: TrustedKeyOption = None,
     allow_unsigned_pickle: AllowUnsignedPickleOption = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="MODELSEAL_WORKERS",
+            help="Server processes sharing the port, each verifying the seal; ready when all are.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve a seal over HTTP (OIP v2 and /predict) once it proves it reproduces."""
     from modelseal.serving.runner import serve as run_server
@@ -411,6 +418,7 @@ def serve(
         max_connections=max_connections,
         access_log=access_log,
         log_format=log_format,
+        workers=workers,
     )
     trust = TrustPolicy.from_options(
         trusted_key or (), expect_digest=expect_digest, allow_unsigned_pickle=allow_unsigned_pickle

@@ -1,5 +1,6 @@
-"""The middleware around the router: one error-to-status map, and the drain's closing of
-connections only once a request's body has been read. Plain ASGI calls, in-process."""
+"""The front around the router: one error-to-status map, every answer counted, and the
+drain's closing of connections only once a request's body has been read. Plain ASGI calls,
+in-process."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import asyncio
 
 import orjson
 import pytest
-from starlette.types import Message, Receive, Scope, Send
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope
 
 from modelseal.errors import (
     InputError,
@@ -20,7 +23,8 @@ from modelseal.errors import (
     UnknownModelError,
     UnknownRouteError,
 )
-from modelseal.serving.middleware import CloseWhileDraining, ErrorMapping, error_response
+from modelseal.serving.metrics import RequestMetrics
+from modelseal.serving.middleware import ROUTE_KEY, HttpFront, body_read, error_response
 
 
 @pytest.mark.parametrize(
@@ -47,10 +51,14 @@ def test_each_error_has_its_status_and_a_json_body(error: SealError, status: int
 SCOPE: Scope = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
 
 
-def call(app: object, messages: list[Message]) -> tuple[list[Message], list[Message]]:
-    """Run an ASGI app on a request of ``messages``; what it sent, and what is left unread."""
+def call(
+    route: object, messages: list[Message], *, draining: bool = False
+) -> tuple[list[Message], list[Message], RequestMetrics]:
+    """Run the front around ``route`` on a request of ``messages``; what it sent, what is
+    left unread, and the request metrics."""
     left = list(messages)
     sent: list[Message] = []
+    metrics = RequestMetrics(["/predict"])
 
     async def receive() -> Message:
         return left.pop(0) if left else {"type": "http.disconnect"}
@@ -58,13 +66,21 @@ def call(app: object, messages: list[Message]) -> tuple[list[Message], list[Mess
     async def send(message: Message) -> None:
         sent.append(message)
 
-    asyncio.run(app(dict(SCOPE), receive, send))  # type: ignore[operator]
-    return sent, left
+    front = HttpFront(route, metrics, lambda: draining)  # type: ignore[arg-type]
+    asyncio.run(front(dict(SCOPE), receive, send))
+    return sent, left, metrics
 
 
-async def answers_without_reading(scope: Scope, receive: Receive, send: Send) -> None:
-    await send({"type": "http.response.start", "status": 503, "headers": []})
-    await send({"type": "http.response.body", "body": b"{}"})
+async def answers_without_reading(scope: Scope, receive: Receive) -> Response:
+    scope[ROUTE_KEY] = "/predict"
+    return Response(b"{}", 503)
+
+
+async def reads_its_body(scope: Scope, receive: Receive) -> Response:
+    while (await receive()).get("more_body"):
+        pass
+    body_read(scope)
+    return Response(b"{}", 200)
 
 
 BODY: list[Message] = [
@@ -74,22 +90,48 @@ BODY: list[Message] = [
 
 
 def test_while_draining_the_body_is_read_to_its_end_before_a_closing_response() -> None:
-    sent, left = call(CloseWhileDraining(answers_without_reading, lambda: True), BODY)
+    sent, left, _ = call(answers_without_reading, BODY, draining=True)
     assert left == []
     assert (b"connection", b"close") in sent[0]["headers"]
 
 
+def test_while_draining_a_body_already_read_is_not_read_again() -> None:
+    # Reading past the end would wait for the client to go away.
+    extra: Message = {"type": "http.request", "body": b"next", "more_body": False}
+    sent, left, _ = call(reads_its_body, [*BODY, extra], draining=True)
+    assert left == [extra]
+    assert sent[0]["status"] == 200 and (b"connection", b"close") in sent[0]["headers"]
+
+
 def test_outside_a_drain_responses_leave_the_connection_alone() -> None:
-    sent, left = call(CloseWhileDraining(answers_without_reading, lambda: False), BODY)
-    assert len(left) == 2 and sent[0]["headers"] == []
+    sent, left, _ = call(answers_without_reading, BODY)
+    assert len(left) == 2
+    assert (b"connection", b"close") not in sent[0]["headers"]
 
 
 def test_an_unexpected_exception_is_a_json_500() -> None:
-    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+    async def broken(scope: Scope, receive: Receive) -> Response:
         raise ZeroDivisionError("division by zero")
 
-    sent, _ = call(ErrorMapping(broken), [])
+    sent, _, _ = call(broken, [])
     assert sent[0]["status"] == 500
     assert orjson.loads(sent[1]["body"]) == {
         "error": "internal error: ZeroDivisionError: division by zero"
+    }
+
+
+def test_every_answer_is_counted_by_route_method_and_status() -> None:
+    _, _, metrics = call(answers_without_reading, BODY)
+    _, _, unmatched = call(reads_its_body, BODY)
+    assert counts(metrics) == {("/predict", "POST", "503"): 1.0}
+    assert counts(unmatched) == {("other", "POST", "200"): 1.0}
+
+
+def counts(metrics: RequestMetrics) -> dict[tuple[str, str, str], float]:
+    return {
+        (sample.labels["route"], sample.labels["method"], sample.labels["status"]): sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        if family.name == "modelseal_requests"
+        for sample in family.samples
+        if sample.name == "modelseal_requests_total"
     }

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from modelseal.errors import DeviceError, InputError, RuntimeLoadError, UsageError
-from modelseal.runtimes.modules import referenced_distributions
+from modelseal.runtimes.modules import import_refusing, referenced_distributions
 from modelseal.runtimes.options import RuntimeOptions, read_options, write_options
 from modelseal.runtimes.shared import (
     SINGLE_INPUT_NAME,
@@ -56,6 +56,12 @@ VALUE_TYPES = frozenset(
 )
 """Python's value types, which skops does not trust either: a ColumnTransformer names one
 when it picks text columns with ``make_column_selector(dtype_include=object)``."""
+# scikit-learn's array-API adapters for other array libraries: importing skops.io imports
+# every scikit-learn package, and these import their library (torch: 2 s, 300 MiB). Loading
+# an estimator never needs them; one that holds torch objects imports torch itself.
+ARRAY_API_ADAPTERS = tuple(
+    f"sklearn.externals.array_api_compat.{library}" for library in ("torch", "cupy", "dask")
+)
 
 
 class SklearnOptions(RuntimeOptions):
@@ -120,7 +126,9 @@ class SklearnRuntime:
             raise DeviceError(f"scikit-learn runs on the CPU only; asked for device {device!r}")
         options = read_options(path, SklearnOptions)
         started = time.perf_counter()
-        importlib.import_module("skops.io" if options.serialization == "skops" else "joblib")
+        import_refusing(
+            "skops.io" if options.serialization == "skops" else "joblib", ARRAY_API_ADAPTERS
+        )
         imported = time.perf_counter()
         estimator = _load_estimator(path / MODEL_FILES[options.serialization], options)
         timings = {"import": imported - started, "read": time.perf_counter() - imported}

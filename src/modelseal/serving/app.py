@@ -1,7 +1,7 @@
-"""The ASGI application: the route table's router inside the middleware, and the lifespan
-that starts every model's start-up and finishes its drain.
+"""The ASGI application: the route table's router inside the front (errors, metrics,
+drain), and the lifespan that starts every model's start-up and finishes its drain.
 
-    RequestCounting( CloseWhileDraining( ErrorMapping( Router(ROUTES) ) ) )
+    HttpFront( Router(ROUTES) )
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from re import Pattern
 
 import orjson
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,13 +25,7 @@ from modelseal.errors import (
 )
 from modelseal.serving.handlers import Serving
 from modelseal.serving.metrics import RequestMetrics
-from modelseal.serving.middleware import (
-    ROUTE_KEY,
-    CloseWhileDraining,
-    ErrorMapping,
-    RequestCounting,
-    raw_error_response,
-)
+from modelseal.serving.middleware import ROUTE_KEY, HttpFront, raw_error_response
 from modelseal.serving.openapi import openapi_document
 from modelseal.serving.repository import ModelRepository
 from modelseal.serving.routes import ROUTES, Route
@@ -50,10 +45,7 @@ def create_app(models: ModelRepository) -> ServerApp:
         requests=RequestMetrics([route.path for route in ROUTES]),
         openapi=cache(lambda: orjson.dumps(openapi_document(models.default.seal, ROUTES))),
     )
-    router = Router(ROUTES, serving)
-    http = RequestCounting(
-        CloseWhileDraining(ErrorMapping(router), lambda: models.draining), serving.requests
-    )
+    http = HttpFront(Router(ROUTES, serving), serving.requests, lambda: models.draining)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -65,17 +57,26 @@ def create_app(models: ModelRepository) -> ServerApp:
 
 
 class Router:
-    """Sends a request to its route's handler; no route is ``UnknownRouteError`` (404) and
-    another method ``MethodNotAllowedError`` (405), both JSON like every other error."""
+    """The response of a request's route handler; no route is ``UnknownRouteError`` (404)
+    and another method ``MethodNotAllowedError`` (405), both JSON like every other error.
+    Paths without parameters are found by a dict lookup, before any pattern is tried."""
 
     def __init__(self, routes: Sequence[Route], serving: Serving) -> None:
         self._routes: list[tuple[Pattern[str], Route]] = [
             (compile_path(route.path)[0], route) for route in routes
         ]
+        self._static: dict[tuple[str, str], Route] = {
+            (route.method, route.path): route for route in routes if "{" not in route.path
+        }
         self._serving = serving
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive) -> Response:
         method, path = scope["method"], scope["path"]
+        route = self._static.get((method, path))
+        if route is not None:
+            scope[ROUTE_KEY] = route.path
+            scope["path_params"] = {}
+            return await route.handler(Request(scope, receive), self._serving)
         allowed: list[Route] = []
         for pattern, route in self._routes:
             match = pattern.match(path)
@@ -84,9 +85,7 @@ class Router:
             if method == route.method or (method == "HEAD" and route.method == "GET"):
                 scope[ROUTE_KEY] = route.path
                 scope["path_params"] = match.groupdict()
-                response = await route.handler(Request(scope, receive), self._serving)
-                await response(scope, receive, send)
-                return
+                return await route.handler(Request(scope, receive), self._serving)
             allowed.append(route)
         if allowed:
             scope[ROUTE_KEY] = allowed[0].path

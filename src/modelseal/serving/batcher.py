@@ -5,6 +5,8 @@ waiting behind it, up to ``max_batch_size`` rows, concatenates them on axis 0, r
 model once in a dedicated thread and hands each request its own rows of the outputs. A lone
 request runs at once: it pays no batch window unless ``max_batch_delay_ms`` asks for one.
 Under load, requests pile up while a batch runs, so batches grow exactly when batching pays.
+The model never runs on the event loop, even for a batch that would take microseconds: a
+batch that hangs must leave liveness (and the drain) answering.
 
 The queue is bounded (``max_queue`` requests): beyond it ``submit`` raises
 :class:`OverloadedError` at once, so memory stays bounded and clients are told to retry.
@@ -13,16 +15,18 @@ The queue is bounded (``max_queue`` requests): beyond it ``submit`` raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from modelseal.errors import NotAcceptingError, OverloadedError, UsageError
 from modelseal.serving.batches import BatchKey, PredictFn, describe, predict_batch
+from modelseal.serving.offload import PredictThread
 from modelseal.types import NamedArrays
 
 BatchObserver = Callable[[int, float], None]
@@ -66,13 +70,12 @@ class AdaptiveBatcher:
         self._max_queue = max_queue
         self._on_batch = on_batch
         self._queue: deque[_Request] = deque()
-        self._rows_waiting = 0
         self._running: list[_Request] = []
         self._waiter: asyncio.Future[bool] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._accepting = False
         self._refusal = "the batcher has not been started"
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelseal-predict")
+        self._thread = PredictThread("modelseal-predict")
         self.busy_since: float | None = None
         """Monotonic time the running batch started; None when no batch runs."""
 
@@ -82,14 +85,14 @@ class AdaptiveBatcher:
         return len(self._queue)
 
     @property
+    def rows_in_queue(self) -> int:
+        """Rows in the requests waiting for a batch."""
+        return sum(request.rows for request in self._queue)
+
+    @property
     def running(self) -> int:
         """Requests in the batch that runs now."""
         return len(self._running)
-
-    @property
-    def rows_in_queue(self) -> int:
-        """Rows in the requests waiting for a batch."""
-        return self._rows_waiting
 
     async def start(self) -> None:
         """Start the worker on the running event loop; ``submit`` is accepted from now on."""
@@ -131,7 +134,6 @@ class AdaptiveBatcher:
         return _Request(inputs, rows, key, asyncio.get_running_loop().create_future())
 
     async def _outcome(self, request: _Request) -> NamedArrays:
-        self._rows_waiting += request.rows
         self._notify()
         try:
             return await request.future
@@ -153,7 +155,7 @@ class AdaptiveBatcher:
             if self._worker is not None:
                 await self._worker
         finally:
-            self._executor.shutdown(wait=False)
+            self._thread.stop()
 
     # --- the worker ------------------------------------------------------------------------
 
@@ -171,7 +173,6 @@ class AdaptiveBatcher:
 
     def _take_batch(self) -> list[_Request]:
         first = self._queue.popleft()
-        self._rows_waiting -= first.rows
         batch = [first]
         self._collect(batch)
         return batch
@@ -188,7 +189,6 @@ class AdaptiveBatcher:
             if rows + request.rows > self.max_batch_size:
                 self._queue.appendleft(request)
                 break
-            self._rows_waiting -= request.rows
             rows += request.rows
             batch.append(request)
         self._queue.extendleft(reversed(skipped))
@@ -207,24 +207,20 @@ class AdaptiveBatcher:
         live = [request for request in batch if not request.future.done()]
         if not live:
             return
-        started = time.monotonic()
-        self._observe(sum(request.rows for request in live), started - live[0].enqueued_at)
-        self.busy_since = started
+        rows = sum(request.rows for request in live)
+        self.busy_since = time.monotonic()
+        self._observe(rows, self.busy_since - live[0].enqueued_at)
         self._running = live
-        loop = asyncio.get_running_loop()
+        parts = [request.inputs for request in live]
+        outcomes: list[NamedArrays] | list[Exception]
         try:
-            parts = [request.inputs for request in live]
-            results = await loop.run_in_executor(
-                self._executor, predict_batch, self._predict, parts
-            )
+            outcomes = await self._thread.run(partial(predict_batch, self._predict, parts))
         except Exception as exc:
-            for request in live:
-                _resolve(request.future, exc)
-        else:
-            for request, outputs in zip(live, results, strict=True):
-                _resolve(request.future, outputs)
+            outcomes = [exc] * len(live)
         finally:
             self.busy_since = None
+        for request, outcome in zip(live, outcomes, strict=True):
+            _resolve(request.future, outcome)
         self._running = []
 
     def _observe(self, rows: int, waited_s: float) -> None:
@@ -257,18 +253,15 @@ class AdaptiveBatcher:
             _resolve(self._waiter, True)
 
     def _forget(self, request: _Request) -> None:
-        try:
+        # One already taken into a batch is not in the queue: the batch skips it.
+        with contextlib.suppress(ValueError):
             self._queue.remove(request)
-        except ValueError:
-            return  # already taken into a batch; the batch skips it
-        self._rows_waiting -= request.rows
 
     def _fail_all(self, error: Exception) -> None:
         for request in (*self._running, *self._queue):
             _resolve(request.future, error)
         self._running = []
         self._queue.clear()
-        self._rows_waiting = 0
         if self._accepting:
             self._accepting = False
             self._refusal = "the batcher stopped"

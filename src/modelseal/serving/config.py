@@ -47,6 +47,8 @@ class ServeConfig:
     max_connections: int = 1000
     """Connections opened beyond this many open ones get a 503 (Retry-After) and are closed."""
     drain_seconds: float = 5.0
+    workers: int = 1
+    """Server processes sharing the port, each verifying the seal itself (``workers``)."""
     warmup_rounds: int = 3
     access_log: bool = False
     log_format: LogFormat = "auto"
@@ -63,6 +65,7 @@ class ServeConfig:
             "header_timeout_s": self.header_timeout_s,
             "body_timeout_s": self.body_timeout_s,
             "max_connections": self.max_connections,
+            "workers": self.workers,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -78,7 +77,8 @@ class ModelServer:
         """Set once start-up has ended: ready, failed, or stopped by a drain."""
         self._probe_reference: NamedArrays | None = None
         self._startup: asyncio.Task[None] | None = None
-        self._admitted = 0
+        self.admitted_count = 0
+        """Requests admitted and not answered yet (see ``Admission``)."""
 
     def begin_startup(self) -> None:
         self._startup = asyncio.get_running_loop().create_task(
@@ -196,18 +196,10 @@ class ModelServer:
         self.startup_failure = self.startup_failure or error(reason)
         self.health.to(State.FAILED, f"{reason}; see /seal")
 
-    @asynccontextmanager
-    async def admitted(self) -> AsyncIterator[None]:
-        """Hold a request from before its body is read until it is answered; raise
-        ``refusal()`` first, before any work is spent on it."""
-        refusal = self.refusal()
-        if refusal is not None:
-            raise refusal
-        self._admitted += 1
-        try:
-            yield
-        finally:
-            self._admitted -= 1
+    def admitted(self) -> Admission:
+        """``async with`` it to hold a request from before its body is read until it is
+        answered; it raises ``refusal()`` first, before any work is spent on it."""
+        return Admission(self)
 
     def refusal(self) -> SealError | None:
         """Why a new request would be refused now: nothing is taken, or ``max_queue``
@@ -215,7 +207,7 @@ class ModelServer:
         batcher = self._taking()
         if batcher is None:
             return self._not_ready()
-        waiting = self._admitted - batcher.running
+        waiting = self.admitted_count - batcher.running
         if waiting < self.config.max_queue:
             return None
         return OverloadedError(
@@ -295,3 +287,21 @@ class ModelServer:
 
     def _log_fields(self) -> dict[str, str]:
         return {"seal_digest": self.seal.digest, "model": self.seal.name}
+
+
+class Admission:
+    """One request held by its model (a class: cheaper than a generator on every request)."""
+
+    __slots__ = ("model",)
+
+    def __init__(self, model: ModelServer) -> None:
+        self.model = model
+
+    async def __aenter__(self) -> None:
+        refusal = self.model.refusal()
+        if refusal is not None:
+            raise refusal
+        self.model.admitted_count += 1
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.model.admitted_count -= 1

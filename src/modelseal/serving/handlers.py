@@ -2,7 +2,7 @@
 
 Open Inference Protocol v2 routes name their model; ``/predict``, ``/health`` and ``/seal``
 are about the server's default model. Errors are raised as ``SealError`` subclasses and
-become JSON responses in one place (``middleware.ErrorMapping``). Inference routes admit a
+become JSON responses in one place (``middleware.HttpFront``). Inference routes admit a
 request before reading its body, so a full server refuses it before spending work on it, and
 big bodies are decoded (and big outputs encoded) off the event loop, so liveness and the
 other requests do not wait behind them.
@@ -10,12 +10,13 @@ other requests do not wait behind them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from modelseal._version import __version__
@@ -31,6 +32,7 @@ from modelseal.serving.codecs import (
 )
 from modelseal.serving.core import ModelServer
 from modelseal.serving.metrics import CONTENT_TYPE, RequestMetrics
+from modelseal.serving.middleware import body_read
 from modelseal.serving.offload import off_loop
 from modelseal.serving.repository import ModelRepository
 from modelseal.types import NamedArrays, TensorSpec
@@ -151,8 +153,10 @@ async def health(_request: Request, serving: Serving) -> Response:
     if fetch is not None and fetch.model is None:
         return _json(fetch.health_body(), 503)
     model = serving.models.default
-    ok, _reason = await model.readiness()
+    ok, reason = await serving.models.readiness()
     body = model.health.snapshot()
+    if serving.models.peers is not None:
+        body["workers"] = reason
     body.update(
         model=model.seal.name,
         version=model.seal.version,
@@ -161,6 +165,7 @@ async def health(_request: Request, serving: Serving) -> Response:
         gpu=model.device.gpu.model_dump() if model.device.gpu else None,
         verdict=model.report.verdict.value if model.report else None,
         queue_depth=model.batcher.queue_depth if model.batcher else 0,
+        pid=os.getpid(),
     )
     if fetch is not None:
         body["fetch"] = fetch.summary()
@@ -197,12 +202,18 @@ async def read_body(request: Request, limit: int) -> bytes:
         )
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise RequestTooLargeError(f"the request body exceeds {limit} bytes (--max-body-bytes)")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            body_read(request.scope)
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _named_model(request: Request, serving: Serving) -> ModelServer:

@@ -62,6 +62,7 @@ class RequestMetrics:
     def __init__(self, routes: Collection[str]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._routes = frozenset(routes)
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.requests = Counter(
             "modelseal_requests",
             "HTTP requests by route template, method and status code.",
@@ -78,10 +79,17 @@ class RequestMetrics:
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one HTTP request and its latency; ``route`` is the matched template."""
-        route = route if route in self._routes else OTHER_ROUTE
         method = method if method in _METHODS else "OTHER"
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        series = self._series.get((route, method, status))
+        if series is None:
+            series = self._series[(route, method, status)] = self._new_series(route, method, status)
+        series[0].inc()
+        series[1].observe(seconds)
+
+    def _new_series(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        # Looked up once per (route, method, status): as bounded as the labels.
+        route = route if route in self._routes else OTHER_ROUTE
+        return self.requests.labels(route, method, str(status)), self.latency.labels(route)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

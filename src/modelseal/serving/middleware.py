@@ -1,17 +1,17 @@
-"""ASGI middleware around the router: errors become JSON responses with the right status (in
+"""What is around the router: errors become JSON responses with the right status (in
 exactly one place, ``STATUS_OF``), every request is counted (404 and 405 too), and while the
 server drains every response closes its connection."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 import orjson
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from modelseal.errors import (
     InputError,
@@ -30,6 +30,9 @@ from modelseal.serving.metrics import OTHER_ROUTE, RequestMetrics
 log = get_logger("http")
 ROUTE_KEY = "modelseal.route"
 """Where the router leaves the matched route's template in the scope, for the metrics."""
+BODY_READ_KEY = "modelseal.body_read"
+"""Set in the scope once the request's body has been read to its end."""
+Router = Callable[[Scope, Receive], Awaitable[Response]]
 RETRY_AFTER_SECONDS = 1
 # Most specific first: the first class in an error's MRO found here decides its status.
 STATUS_OF: dict[type[SealError], int] = {
@@ -69,91 +72,57 @@ def json_error(message: str, status: int) -> Response:
     return Response(orjson.dumps({"error": message}), status, media_type="application/json")
 
 
-class ErrorMapping:
-    """A ``SealError`` from the app becomes its JSON error response; anything else a logged
-    JSON 500. A client that went away gets nothing."""
+class HttpFront:
+    """Around the router, in one layer (each ASGI layer costs every request a coroutine and
+    wrapped ``send``/``receive`` calls): a ``SealError`` becomes its JSON error response,
+    anything else a logged JSON 500; every answered request is counted by route template
+    (``other`` when none matched), method and status, with its latency; and while
+    ``draining()`` every response says ``Connection: close`` and goes out only once the
+    request's body has been read to its end (closing a socket with unread bytes resets it,
+    and a reset can destroy the response before the client reads it). A client that went
+    away gets nothing and is not counted.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    ``route(scope, receive)`` returns the whole response: nothing is sent before it has
+    one, so an error can always still be answered."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watched)
-        except ClientDisconnect:
-            return
-        except SealError as exc:
-            if started:
-                raise
-            await error_response(exc)(scope, receive, send)
-        except Exception as exc:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            if started:
-                raise
-            await json_error(f"internal error: {type(exc).__name__}: {exc}", 500)(
-                scope, receive, send
-            )
-
-
-class RequestCounting:
-    """Counts every answered request by route template (``other`` when none matched), method
-    and status, with its latency. One the app never answered (its client went away, or the
-    connection timed out, which ``protocol`` logs) is not counted."""
-
-    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
-        self.app = app
+    def __init__(
+        self, route: Router, metrics: RequestMetrics, draining: Callable[[], bool]
+    ) -> None:
+        self.route = route
         self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        status: int | None = None
-
-        async def watched(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watched)
-        finally:
-            if status is not None:
-                route = scope.get(ROUTE_KEY, OTHER_ROUTE)
-                elapsed = time.perf_counter() - started
-                self.metrics.observe(route, scope["method"], status, elapsed)
-
-
-class CloseWhileDraining:
-    """While ``draining()``, every response says ``Connection: close``, so that no idle
-    keep-alive connection is left for the shutdown to close under a client, and goes out only
-    once the request's body has been read to its end: closing a socket with unread bytes
-    resets it, and a reset can destroy the response before the client reads it."""
-
-    def __init__(self, app: ASGIApp, draining: Callable[[], bool]) -> None:
-        self.app = app
         self.draining = draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body_read = False
+        started = time.perf_counter()
+        try:
+            response = await self.route(scope, receive)
+        except ClientDisconnect:
+            return
+        except SealError as exc:
+            response = error_response(exc)
+        except Exception as exc:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            response = json_error(f"internal error: {type(exc).__name__}: {exc}", 500)
+        if self.draining():
+            if not await _read_to_end(scope, receive):
+                return
+            response.headers["connection"] = "close"
+        await response(scope, receive, send)
+        elapsed = time.perf_counter() - started
+        route = scope.get(ROUTE_KEY, OTHER_ROUTE)
+        self.metrics.observe(route, scope["method"], response.status_code, elapsed)
 
-        async def tracked_receive() -> Message:
-            nonlocal body_read
-            message = await receive()
-            body_read = message["type"] == "http.disconnect" or not message.get("more_body")
-            return message
 
-        async def closing_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and self.draining():
-                while not body_read:
-                    await tracked_receive()
-                headers = [*message.get("headers", []), (b"connection", b"close")]
-                message = {**message, "headers": headers}
-            await send(message)
+def body_read(scope: Scope) -> None:
+    """Mark the request's body as read to its end (``handlers.read_body`` does)."""
+    scope[BODY_READ_KEY] = True
 
-        await self.app(scope, tracked_receive, closing_send)
+
+async def _read_to_end(scope: Scope, receive: Receive) -> bool:
+    """Read what is left of the request's body; False when the client went away."""
+    while not scope.get(BODY_READ_KEY):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        scope[BODY_READ_KEY] = not message.get("more_body")
+    return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from modelseal.errors import NotAcceptingError, SealError, UnknownModelError, UsageError
 from modelseal.serving.config import ServeConfig
@@ -20,11 +21,25 @@ from modelseal.serving.fetching import SealFetch
 from modelseal.serving.metrics import ServerMetrics
 
 
+class Peers(Protocol):
+    """The other worker processes serving beside this one (``workers``)."""
+
+    def publish(self, ready: bool) -> None:
+        """Tell them whether this worker is ready."""
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether every worker (this one as last published) is ready, and why not."""
+
+
 class ModelRepository:
-    """The models of one server, keyed by model name, and the fetches that will add more."""
+    """The models of one server, keyed by model name, and the fetches that will add more;
+    with ``peers``, one worker of several whose readiness is the pod's."""
 
     def __init__(
-        self, models: Sequence[ModelServer] = (), fetches: Sequence[SealFetch] = ()
+        self,
+        models: Sequence[ModelServer] = (),
+        fetches: Sequence[SealFetch] = (),
+        peers: Peers | None = None,
     ) -> None:
         if not models and not fetches:
             raise UsageError("a server needs at least one model to serve")
@@ -37,6 +52,7 @@ class ModelRepository:
         """The server's settings (every model is served under the same ones today)."""
         self.draining = False
         """Set by SIGTERM: every response closes its connection from then on."""
+        self.peers = peers
 
     def __iter__(self) -> Iterator[ModelServer]:
         return iter(self._models.values())
@@ -154,4 +170,15 @@ class ModelRepository:
             ok, reason = await model.readiness()
             if not ok:
                 return False, reason
+        if self.peers is not None:
+            self.peers.publish(True)
+            return self.peers.readiness()
         return True, "the inference probe passed"
+
+    def publish_readiness(self) -> None:
+        """Tell the peers whether this worker is ready (as of the last inference probe)."""
+        if self.peers is not None:
+            ready = all(model.health.ready for model in self) and all(
+                fetch.model is not None for fetch in self._fetches
+            )
+            self.peers.publish(ready)

@@ -36,7 +36,7 @@ from types import FrameType
 
 import uvicorn
 
-from modelseal.errors import DeviceError, SealError
+from modelseal.errors import DeviceError, RuntimeLoadError, SealError
 from modelseal.seal.artifact import Seal
 from modelseal.seal.trust import TrustPolicy
 from modelseal.serving.app import create_app
@@ -46,8 +46,9 @@ from modelseal.serving.device import DeviceChoice, choose_device
 from modelseal.serving.fetching import SealFetch, is_remote
 from modelseal.serving.logs import configure_logging, get_logger
 from modelseal.serving.protocol import ConnectionLimits, protocol_with
-from modelseal.serving.repository import ModelRepository
-from modelseal.sources import ProgressObserver, SealCache, parse_pin, resolve
+from modelseal.serving.repository import ModelRepository, Peers
+from modelseal.serving.workers import serve_workers
+from modelseal.sources import ProgressObserver, SealCache, resolve
 from modelseal.sources.cache import default_cache_dir, parse_max_bytes
 from modelseal.verify import admit
 
@@ -101,19 +102,47 @@ def serve(
     a remote seal's fetch failure. ``cache_dir`` and ``cache_max_bytes`` size the cache that
     a remote seal is fetched into (default: ``MODELSEAL_CACHE_DIR``, ``..._MAX_BYTES``)."""
     configure_logging(config.log_format)
+    cache = None
     if is_remote(source):
-        # a malformed pin is a usage error before the port is bound
-        parse_pin(trust.expect_digest if trust else None)
         from_environment = parse_max_bytes(os.environ.get("MODELSEAL_CACHE_MAX_BYTES"))
         cache = SealCache(
             cache_dir or default_cache_dir(os.environ),
             from_environment if cache_max_bytes is None else cache_max_bytes,
         )
-        checks = partial(preflight, source, config, trust, cache=cache)
-        models = ModelRepository(fetches=[SealFetch(source, config, checks)])
-    else:
-        seal, device = preflight(source, config, trust)
-        models = ModelRepository([ModelServer(seal, config, device)])
+        if config.workers == 1:
+            checks = partial(preflight, source, config, trust, cache=cache)
+            run_repository(ModelRepository(fetches=[SealFetch(source, config, checks)]), config)
+            return
+        # Several workers share one seal: it is fetched (progress in the log) before they fork.
+    seal, device = preflight(source, config, trust, cache=cache)
+    if config.workers == 1:
+        run_server(seal, device, config)
+        return
+    status = serve_workers(seal, device, config)
+    if status != 0:
+        raise RuntimeLoadError(
+            f"a worker exited with status {status} before it turned ready (its log says why)"
+        )
+
+
+def run_server(
+    seal: Seal,
+    device: DeviceChoice,
+    config: ServeConfig,
+    peers: Peers | None = None,
+    listener: socket.socket | None = None,
+) -> None:
+    """One server process: on ``listener`` when given (a worker of several), else on the
+    configured host and port; raises the start-up failure under ``--drift exit``."""
+    run_repository(
+        ModelRepository([ModelServer(seal, config, device)], peers=peers), config, listener
+    )
+
+
+def run_repository(
+    models: ModelRepository, config: ServeConfig, listener: socket.socket | None = None
+) -> None:
+    """Serve ``models`` until SIGTERM or SIGINT has drained them."""
     app = create_app(models)
     limits = ConnectionLimits(
         config.header_timeout_s, config.body_timeout_s, config.max_connections, app.refusal
@@ -126,10 +155,12 @@ def serve(
         lifespan="on",
         log_config=None,
         access_log=config.access_log,
+        # Only the access log reads the client's address.
+        proxy_headers=config.access_log,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     server = DrainingServer(uvicorn_config, models)
-    server.run()
+    server.run(sockets=None if listener is None else [listener])
     if models.fetch_stuck:
         # Exit without joining the download threads still blocked in a read: every request
         # was answered, and the partial download is resumable whatever state it is in.
@@ -154,6 +185,10 @@ class DrainingServer(uvicorn.Server):
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
         self._watch = self._loop.create_task(self._exit_if_startup_fails())
+
+    async def on_tick(self, counter: int) -> bool:
+        self.models.publish_readiness()
+        return await super().on_tick(counter)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._drain is not None or self._loop is None:

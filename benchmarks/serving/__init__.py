@@ -1,0 +1,1 @@
+"""Pieces of the serving benchmark (``benchmarks/bench_serving.py``)."""
