@@ -137,7 +137,10 @@ def test_drift_exit_logs_the_reason_and_exits_1(drifted_ranker: Path, how: str) 
 
 def test_drift_exit_exits_1_for_a_model_that_cannot_load(tmp_path: Path) -> None:
     seal = seal_of_a_vanished_module(tmp_path)
-    result = serve_command(seal.root, "--drift", "exit", "--log-format", "json")
+    pin = f"sha256:{seal.digest}"  # vouches for the pickle, so that loading is attempted
+    result = serve_command(
+        seal.root, "--drift", "exit", "--log-format", "json", "--expect-digest", pin
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     assert "the model cannot be loaded here: ModuleNotFoundError" in result.stderr
 
