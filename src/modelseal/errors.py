@@ -142,3 +142,8 @@ class UnsignedPickleError(UntrustedSealError):
     """Loading the model would unpickle (which runs whatever code the bytes name), and nobody
     trusted vouched for the seal (no trusted signature, no pinned digest), nor did the
     operator accept the risk (``--allow-unsigned-pickle``)."""
+
+
+class ManifestNotFirstError(SealFormatError):
+    """A streamed archive does not start with ``seal.json``, so it cannot be checked as it
+    streams; nothing was written. Local files fall back to reading the manifest first."""

@@ -27,7 +27,6 @@ from modelseal.doctor.container import (
     check_resources,
     check_state,
     judge_container,
-    lock_pins,
 )
 from modelseal.doctor.docker import (
     Answer,
@@ -204,12 +203,6 @@ def test_an_unlabelled_image_warns(demo_facts: SealFacts) -> None:
     check = check_labels(image({}), demo_facts, None)
     assert check.status is Status.WARN
     assert "modelseal dockerfile" in (check.fix or "")
-
-
-def test_lock_labels_in_any_separator() -> None:
-    assert lock_pins("NumPy==2.4.6,scikit_learn==1.9.1\nscipy==1.17.1; x") == {
-        "numpy==2.4.6", "scikit-learn==1.9.1", "scipy==1.17.1",
-    }  # fmt: skip
 
 
 def test_image_size() -> None:

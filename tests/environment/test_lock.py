@@ -8,7 +8,13 @@ import pytest
 from packaging.requirements import Requirement
 
 from modelseal import UsageError
-from modelseal.environment.lock import dependency_closure, lock_lines, parse_lock, render_lock
+from modelseal.environment.lock import (
+    dependency_closure,
+    lock_lines,
+    parse_lock,
+    pins_in_text,
+    render_lock,
+)
 
 
 def test_scikit_learn_closure_holds_its_dependencies_and_no_tools() -> None:
@@ -49,3 +55,13 @@ def test_rendered_lock_text_parses_back_to_the_same_pins() -> None:
 def test_lock_lines_drop_comments_and_blank_lines_only() -> None:
     text = "# header\n\nnumpy==2.4.6  # pinned\n   \nscipy==1.17.1\n"
     assert lock_lines(text) == ["numpy==2.4.6", "scipy==1.17.1"]
+
+
+def test_pins_in_a_label_in_any_separator_are_normalized() -> None:
+    text = "NumPy==2.4.6,scikit_learn==1.9.1\nscipy==1.17.1; x torch>=2 --index-url"
+    assert pins_in_text(text) == {"numpy": "2.4.6", "scikit-learn": "1.9.1", "scipy": "1.17.1"}
+
+
+def test_a_lock_renders_pip_options_between_its_header_and_its_pins() -> None:
+    text = render_lock({"torch": "2.13.0+cpu"}, "made for a test", ["--extra-index-url U"])
+    assert text.splitlines() == ["# made for a test", "--extra-index-url U", "torch==2.13.0+cpu"]

@@ -17,8 +17,8 @@ from typing import Any, BinaryIO
 import pytest
 
 from modelseal import IntegrityError, SealFormatError, UnsafeArchiveError, open_seal
+from modelseal.errors import ManifestNotFirstError
 from modelseal.seal.archive import (
-    ManifestNotFirstError,
     create_seal_archive,
     extract_archive_file,
     extract_seal_archive,

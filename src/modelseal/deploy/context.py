@@ -31,6 +31,7 @@ from modelseal.deploy.dockerfile import (
 )
 from modelseal.deploy.image import ImagePlan, Weights
 from modelseal.deploy.yaml import dump
+from modelseal.environment.lock import render_lock
 from modelseal.errors import UsageError
 from modelseal.seal.artifact import Seal
 
@@ -62,7 +63,7 @@ def write_build_context(
     written = [
         _write(out / DOCKERFILE, render_dockerfile(plan, wheelhouse=wheels is not None)),
         _write(out / DOCKERIGNORE, render_dockerignore(plan, wheelhouse=wheels is not None)),
-        _write(out / LOCK_FILE, render_lock(plan)),
+        _write(out / LOCK_FILE, render_image_lock(plan)),
         _write(out / SERVING_FILE, render_serving_requirements(plan)),
     ]
     if plan.weights is Weights.BAKED:
@@ -76,18 +77,17 @@ def write_build_context(
     return BuildContext(out, tuple(path.relative_to(out) for path in written))
 
 
-def render_lock(plan: ImagePlan) -> str:
+def render_image_lock(plan: ImagePlan) -> str:
     """The seal's lock as pip reads it; nothing seal-specific beyond the pins, so another
     seal with the same lock reuses the dependency layers."""
-    lines = ["# The seal's lock: the versions its model was validated with."]
-    for name, (sealed, version) in plan.moved_pins.items():
-        lines.append(
-            f"# MOVED by --pin: {name} {sealed or '(not in the seal)'} -> {version}; the "
-            "server's start-up verification judges whether the model still reproduces."
-        )
-    lines += [f"--extra-index-url {url}" for url in plan.index_urls]
-    lines += [f"{name}=={version}" for name, version in plan.lock.items()]
-    return "\n".join(lines) + "\n"
+    header = ["The seal's lock: the versions its model was validated with."]
+    header += [
+        f"MOVED by --pin: {name} {sealed or '(not in the seal)'} -> {version}; the server's "
+        "start-up verification judges whether the model still reproduces."
+        for name, (sealed, version) in plan.moved_pins.items()
+    ]
+    options = [f"--extra-index-url {url}" for url in plan.index_urls]
+    return render_lock(plan.lock, "\n".join(header), options)
 
 
 def render_serving_requirements(plan: ImagePlan) -> str:

@@ -9,10 +9,8 @@ serving lock's pins), beside the ``org.opencontainers.image.*`` ones.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from packaging.utils import canonicalize_name
 from pydantic import ValidationError
 
 from modelseal.doctor.docker import (
@@ -33,6 +31,7 @@ from modelseal.doctor.limits import (
 )
 from modelseal.doctor.report import Check, DoctorReport, Facts, Status, new_check, worst_status
 from modelseal.doctor.subject import GIB, SealFacts, size_text
+from modelseal.environment.lock import pins_in_text
 from modelseal.serving.device import GPU_CHECKLIST
 
 DIGEST_LABEL = "dev.modelseal.seal.digest"
@@ -344,22 +343,14 @@ def _label_problems(
         problems.append(f"the container serves seal {inside.seal.digest} ({inside.seal.source})")
     if seal is not None and lock_label is not None:
         # The image installs the seal's lock plus modelseal's own serving requirements.
-        missing = sorted(lock_pins(" ".join(seal.seal.lock_lines())) - lock_pins(lock_label))
+        labelled = pins_in_text(lock_label).items()
+        sealed = pins_in_text(" ".join(seal.seal.lock_lines())).items()
+        missing = sorted(f"{name}=={version}" for name, version in sealed - labelled)
         if missing:
             problems.append(
                 f"the image's {LOCK_LABEL} label lacks these pins of the seal's lock: {missing[:6]}"
             )
     return problems
-
-
-def lock_pins(text: str) -> frozenset[str]:
-    """Pins of a lock label (separated by spaces, commas, semicolons or newlines), normalized."""
-    pins = set()
-    for token in re.split(r"[\s,;]+", text.strip()):
-        name, separator, version = token.partition("==")
-        if separator:
-            pins.add(f"{canonicalize_name(name)}=={version}")
-    return frozenset(pins)
 
 
 def check_image_size(image: ImageInspect | str) -> Check:

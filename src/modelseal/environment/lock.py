@@ -9,8 +9,9 @@ and what it needs, never the test or lint tools that happen to be here. Its text
 
 from __future__ import annotations
 
+import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 
 from packaging.markers import Marker
@@ -50,11 +51,24 @@ def dependency_closure(roots: list[str]) -> dict[str, str]:
     return dict(sorted(resolved.items()))
 
 
-def render_lock(closure: dict[str, str], header: str) -> str:
-    """Lock text: ``header`` as comment lines, then one ``name==version`` pin a line."""
+def render_lock(closure: dict[str, str], header: str, options: Sequence[str] = ()) -> str:
+    """Lock text: ``header`` as comment lines, pip ``options`` lines (``--extra-index-url
+    URL``), then one ``name==version`` pin a line."""
     lines = [f"# {line}" for line in header.splitlines()]
+    lines += options
     lines += [f"{name}=={version}" for name, version in closure.items()]
     return "\n".join(lines) + "\n"
+
+
+def pins_in_text(text: str) -> dict[str, str]:
+    """The exact pins found in free text (a lock label: pins separated by spaces, commas,
+    semicolons or newlines), normalized name -> version; anything else is ignored."""
+    pins = (exact_pin(token) for token in re.split(r"[\s,;]+", text.strip()) if token)
+    return {
+        canonicalize_name(pin.name): next(iter(pin.specifier)).version
+        for pin in pins
+        if pin is not None
+    }
 
 
 def lock_lines(text: str) -> list[str]:

@@ -59,6 +59,18 @@ class Runtime(Protocol):
 
 
 @runtime_checkable
+class CudaBuildReporter(Protocol):
+    """Optional beside ``Runtime``: a runtime that takes CUDA devices, whose installed library
+    may still be a build that cannot use any GPU (torch ``+cpu``, onnxruntime without its
+    CUDA provider), so the server blames the build rather than the machine."""
+
+    def cuda_build_problem(self) -> str | None:
+        """Why this installation cannot run on any GPU (naming the build and the fix), or
+        None when it can, given a GPU. Imports the library; loads nothing."""
+        ...
+
+
+@runtime_checkable
 class ExampleProvider(Protocol):
     """Optional beside ``Runtime``: a runtime whose model format can carry its own example
     inputs (an MLflow ``input_example``), so ``pack`` needs no golden inputs for it."""

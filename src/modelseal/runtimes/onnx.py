@@ -77,6 +77,18 @@ class OnnxRuntime:
         write_options(dest, OnnxOptions(session=self.settings))
         return signature
 
+    def cuda_build_problem(self) -> str | None:
+        import onnxruntime
+
+        available = onnxruntime.get_available_providers()
+        if "CUDAExecutionProvider" in available:
+            return None
+        return (
+            f"this onnxruntime {onnxruntime.__version__} has no CUDA provider (available: "
+            f"{', '.join(available)}), so no GPU is usable whatever the machine has; install "
+            "onnxruntime-gpu instead of onnxruntime"
+        )
+
     def load(self, path: Path, device: str) -> LoadedOnnx:
         started = time.perf_counter()
         import onnxruntime

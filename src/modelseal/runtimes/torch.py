@@ -165,6 +165,9 @@ class TorchRuntime:
             load_timings=timings,
         )
 
+    def cuda_build_problem(self) -> str | None:
+        return cpu_only_build()
+
     def pickle_on_load(self, path: Path) -> str | None:
         # Both loaders unpickle: torch.export.load calls torch.load(weights_only=False) and
         # pickle.loads on parts of the archive, and torch.jit.load reads pickled data that
@@ -287,6 +290,21 @@ def _torchscript_is_deliberate() -> Iterator[None]:
         yield
 
 
+def cpu_only_build() -> str | None:
+    """Why the installed torch cannot use any GPU (a CPU-only build), or None."""
+    import torch
+
+    if torch.version.cuda is not None:
+        return None
+    return (
+        f"the installed torch {torch.__version__} is a CPU-only build (torch.version.cuda is "
+        "None), so no GPU is usable whatever the machine has; install a CUDA build of the "
+        "same torch version in this environment (pip install torch==VERSION --index-url "
+        "https://download.pytorch.org/whl/cuXYZ, with a CUDA version the driver supports: "
+        "nvidia-smi shows it)"
+    )
+
+
 def _check_device(device: str, *, half: bool) -> str:
     import torch
 
@@ -300,14 +318,9 @@ def _check_device(device: str, *, half: bool) -> str:
     kind, _, index = device.partition(":")
     if kind != "cuda" or (index and not index.isdigit()):
         raise DeviceError(f"the torch runtime runs on 'cpu', 'cuda' or 'cuda:N', not {device!r}")
-    if torch.version.cuda is None:
-        raise DeviceError(
-            f"device {device!r} asked for, but the installed torch {torch.__version__} is a "
-            "CPU-only build (torch.version.cuda is None), so no GPU is usable whatever the "
-            "machine has; install a CUDA build of the same torch version in this environment "
-            "(pip install torch==VERSION --index-url https://download.pytorch.org/whl/cuXYZ, "
-            "with a CUDA version the driver supports: nvidia-smi shows it)"
-        )
+    problem = cpu_only_build()
+    if problem is not None:
+        raise DeviceError(f"device {device!r} asked for, but {problem}")
     if not torch.cuda.is_available():
         raise DeviceError(
             f"device {device!r} asked for, but torch.cuda.is_available() is False here "

@@ -26,6 +26,7 @@ from typing import IO, Protocol, cast
 
 from modelseal.errors import (
     IntegrityError,
+    ManifestNotFirstError,
     SealFormatError,
     StorageError,
     UnsafeArchiveError,
@@ -49,11 +50,6 @@ class ByteStream(Protocol):
     """What extraction reads: a file, a pipe, or a download still in progress."""
 
     def read(self, size: int = -1, /) -> bytes: ...
-
-
-class ManifestNotFirstError(SealFormatError):
-    """A streamed archive does not start with ``seal.json``, so it cannot be checked as it
-    streams; nothing was written. Local files fall back to reading the manifest first."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from modelseal.golden.compare import compare_output
 from modelseal.golden.store import load_golden
 from modelseal.runtimes.base import Loaded
 from modelseal.seal.artifact import Seal
+from modelseal.serving.admission import Admission
 from modelseal.serving.batcher import AdaptiveBatcher
 from modelseal.serving.batches import tiled
 from modelseal.serving.config import ServeConfig
@@ -287,21 +288,3 @@ class ModelServer:
 
     def _log_fields(self) -> dict[str, str]:
         return {"seal_digest": self.seal.digest, "model": self.seal.name}
-
-
-class Admission:
-    """One request held by its model (a class: cheaper than a generator on every request)."""
-
-    __slots__ = ("model",)
-
-    def __init__(self, model: ModelServer) -> None:
-        self.model = model
-
-    async def __aenter__(self) -> None:
-        refusal = self.model.refusal()
-        if refusal is not None:
-            raise refusal
-        self.model.admitted_count += 1
-
-    async def __aexit__(self, *_exc: object) -> None:
-        self.model.admitted_count -= 1

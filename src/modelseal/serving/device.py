@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from modelseal.environment.fingerprint import visible_gpus
 from modelseal.environment.record import GpuInfo
 from modelseal.errors import DeviceError
+from modelseal.runtimes.base import CudaBuildReporter
 from modelseal.runtimes.registry import get_runtime
 
 GPU_CHECKLIST = (
@@ -31,6 +32,15 @@ class DeviceChoice:
 def choose_device(requested: str, runtime_name: str, require_gpu: int) -> DeviceChoice:
     """The concrete device to load on; raises ``DeviceError`` instead of running on the CPU
     when a GPU was required or asked for and is not usable."""
+    runtime = get_runtime(runtime_name)
+    runtime_cuda = runtime.supports_cuda
+    if runtime_cuda and requested != "cpu" and isinstance(runtime, CudaBuildReporter):
+        # The build first: no container setting gives a CPU-only build a GPU.
+        problem = runtime.cuda_build_problem()
+        if problem is not None and (require_gpu or requested != "auto"):
+            option = f"--require-gpu {require_gpu}" if require_gpu else f"--device {requested}"
+            raise DeviceError(f"{option}: {problem}")
+        runtime_cuda = problem is None
     gpus = visible_gpus()
     if require_gpu and len(gpus) < require_gpu:
         raise DeviceError(
@@ -38,7 +48,6 @@ def choose_device(requested: str, runtime_name: str, require_gpu: int) -> Device
             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
             f"refusing to run on the CPU. {GPU_CHECKLIST}"
         )
-    runtime_cuda = get_runtime(runtime_name).supports_cuda
     if requested == "auto":
         if gpus and runtime_cuda:
             return DeviceChoice("cuda:0", gpus[0])

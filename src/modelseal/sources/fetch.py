@@ -17,14 +17,13 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from modelseal.errors import IntegrityError, SealFormatError, SourceError
+from modelseal.errors import IntegrityError, ManifestNotFirstError, SealFormatError, SourceError
 from modelseal.seal.archive import (
     MANIFEST_MAX_BYTES,
     SIGNATURE_MAX_BYTES,
     SIGNATURES_DIR,
     SIGNATURES_MAX,
     ExtractedSeal,
-    ManifestNotFirstError,
     ManifestObserver,
     extract_archive_file,
     extract_seal_stream,
