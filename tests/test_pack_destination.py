@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -159,6 +160,14 @@ def test_a_killed_pack_leaves_what_the_next_pack_of_that_destination_removes(
     result = run_modelseal(*pack_command(model_files, out / "digits.seal.tar.gz"))
     assert result.returncode == 0, result.stderr
     assert names_in(out) == [someone_elses.name, "digits.seal.tar.gz"]
+
+
+def test_a_terminated_pack_cleans_up_after_itself(out: Path, held: HeldPack) -> None:
+    held.start()
+    held.process.terminate()  # SIGTERM, as docker stop or a CI timeout sends it
+    held.process.join(EVENT_TIMEOUT_SECONDS)
+    assert held.process.exitcode == 128 + signal.SIGTERM
+    assert names_in(out) == []
 
 
 def test_an_existing_destination_is_refused_before_anything_is_done(

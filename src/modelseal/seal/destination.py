@@ -6,6 +6,8 @@ writer to the same destination fails at once, naming the first. The seal is buil
 work folder beside the destination (the same file system, so publishing is one rename) and
 the work folder goes whatever happens. What a killed writer left behind is named after its
 destination, so the next writer holding the claim knows it is stale and removes it.
+SIGTERM (``docker stop``, a CI timeout) unwinds a writer like Ctrl-C does, so it cleans up
+too; only SIGKILL leaves anything behind.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 from modelseal.errors import DestinationBusyError, UsageError
 
@@ -33,7 +38,8 @@ def claim_destination(destination: Path) -> Iterator[Path]:
     """
     parent = destination.parent
     parent.mkdir(parents=True, exist_ok=True)
-    with _lock(parent / f".{destination.name}{LOCK_SUFFIX}", destination):
+    lock_file = parent / f".{destination.name}{LOCK_SUFFIX}"
+    with _terminate_by_unwinding(), _lock(lock_file, destination):
         _remove_stale_work(destination)
         if destination.exists() or destination.is_symlink():
             raise UsageError(f"{destination}: already exists; remove it or choose another -o")
@@ -53,6 +59,27 @@ def publish(built: Path, destination: Path) -> None:
     if destination.exists() or destination.is_symlink():
         raise UsageError(f"{destination}: appeared while packing; remove it or choose another -o")
     built.rename(destination)
+
+
+@contextlib.contextmanager
+def _terminate_by_unwinding() -> Iterator[None]:
+    """While held, SIGTERM raises ``SystemExit(143)`` (what the signal's default exit would
+    report), so every ``finally`` on the way out runs. Only where SIGTERM still has its
+    default action, in the main thread: a caller that handles SIGTERM itself keeps it."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    if not main_thread or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def unwind(signum: int, _frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
