@@ -65,8 +65,13 @@ class Sizing:
 
 
 def measure_startup(seal: Seal) -> StartupMeasurement:
-    """Time ``modelseal verify`` of ``seal`` in a new process and read its peak memory."""
-    command = [sys.executable, "-m", "modelseal", "verify", "--json", str(seal.root)]
+    """Time ``modelseal verify`` of ``seal`` in a new process and read its peak memory.
+
+    The seal's digest is pinned, as the generated image and manifests pin it, so a seal that
+    unpickles is measured the way it will be served."""
+    pin = f"sha256:{seal.digest}"
+    verify = ["verify", "--json", "--expect-digest", pin, str(seal.root)]
+    command = [sys.executable, "-m", "modelseal", *verify]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err)
@@ -78,7 +83,7 @@ def measure_startup(seal: Seal) -> StartupMeasurement:
     report = _parse_report(stdout, stderr, status, seal)
     verdict = str(report.get("verdict"))
     if verdict not in MEASURABLE_VERDICTS:
-        failure = report.get("failure") or {}
+        failure = report.get("failure") or report.get("error") or {}
         raise UsageError(
             f"cannot measure the start-up of {seal.name} here: its model does not run in "
             f"this environment ({verdict}: {failure.get('message', 'no detail')}); install "
