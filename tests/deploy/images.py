@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from modelseal.deploy.context import BuildContext
+from modelseal.deploy.image import ImagePlan
 from modelseal.golden.compare import OutputComparison, compare_output
 from modelseal.golden.store import load_golden
 from modelseal.oip import datatype_of
@@ -86,6 +88,14 @@ def build_image(engine: DockerEngine, context: Path, tag: str) -> str:
         timeout=1200,
     )  # fmt: skip
     return result.stdout + result.stderr
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    tag: str
+    plan: ImagePlan
+    context: BuildContext
+    build_log: str
 
 
 @dataclass

@@ -25,9 +25,9 @@ from modelseal.deploy.container import DRAIN_SECONDS, USER_ID, grace_seconds
 from modelseal.deploy.dockerfile import LABEL_PREFIX
 from modelseal.deploy.sizing import StartupMeasurement
 from modelseal.seal.artifact import open_seal
-from tests.deploy.conftest import BuiltImage
 from tests.deploy.images import (
     REPO,
+    BuiltImage,
     build_image,
     golden_comparisons,
     modelseal_wheel,

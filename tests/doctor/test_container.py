@@ -1,9 +1,7 @@
 """Container checks judged on ``docker inspect`` / ``docker image inspect`` / ``docker stats``
 output captured from a real Docker 20.10 engine (fixtures/docker, see its README), and the
-skip when no engine answers.
-
-Still to come with the shared Docker engine fixture: the same checks against a container the
-test starts (see the doctor's section of the README)."""
+skip when no engine answers. test_container_live.py runs the same checks against real
+containers the test starts on its own engine."""
 
 from __future__ import annotations
 
