@@ -121,6 +121,14 @@ class Server:
                     total += int(line.split()[1])
         return total / 1024
 
+    def maps_torch(self) -> bool:
+        """Whether any of its processes has torch's shared library mapped (imported torch)."""
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+                if Path(line.split()[-1]).name.startswith(("libtorch", "libc10")):
+                    return True
+        return False
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)

@@ -21,8 +21,8 @@ def throughput_table(result: Throughput, noop: dict[int, Load]) -> list[str]:
         f"**{ceiling:,.0f} req/s** (no-op rate; in-process rows/s at the best batch size).",
         "",
         "| server | " + " | ".join(f"c={c}" for c in CONCURRENCY) + " | c=64 / naive | "
-        "c=64 / ceiling | µs CPU/req at c=64 | RSS MiB |",
-        "|---" * (len(CONCURRENCY) + 5) + "|",
+        "c=64 / ceiling | µs CPU/req at c=64 | RSS MiB | load avg, each round |",
+        "|---" * (len(CONCURRENCY) + 6) + "|",
     ]
     for name, loads in [*result.loads.items(), (NOOP, noop)]:
         cells = [
@@ -33,9 +33,12 @@ def throughput_table(result: Throughput, noop: dict[int, Load]) -> list[str]:
         to_naive = f"{loads[64].rps / naive[64].rps:.2f}" if naive else "-"
         to_ceiling = f"{loads[64].rps / ceiling:.2f}"
         rss = result.rss_mib.get(name)
+        load_avg = result.load_avg.get(name)
         lines.append(
             f"| {name} | " + " | ".join(cells) + f" | {to_naive} | {to_ceiling} | "
-            f"{loads[64].cpu_us_per_request:.0f} | {f'{rss:.0f}' if rss else '-'} |"
+            f"{loads[64].cpu_us_per_request:.0f} | {f'{rss:.0f}' if rss else '-'} | "
+            + (", ".join(f"{a:.1f} → {b:.1f}" for a, b in load_avg) if load_avg else "-")
+            + " |"
         )
     sizes = ", ".join(f"{size}: {rate:,.0f}" for size, rate in result.ceiling_rows_per_s.items())
     lines += ["", f"In-process onnxruntime rows/s by batch size: {sizes}; batch-1 p99 "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ class Throughput:
     loads: dict[str, dict[int, Load]] = field(default_factory=dict)
     """Server name -> concurrency -> figures."""
     rss_mib: dict[str, float] = field(default_factory=dict)
+    load_avg: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """Server name -> the machine's 1-minute load average before and after each round."""
 
     @property
     def best_rows_per_s(self) -> float:
@@ -45,6 +48,19 @@ def ceiling(model: BenchModel) -> Throughput:
     found = json.loads(output)
     rows = {int(size): float(rate) for size, rate in found["rows_per_s"].items()}
     return Throughput(model.name, rows, float(found["batch1_p99_ms"]))
+
+
+def measure_into(result: Throughput, kind: servers.ServerKind, work: Path, seconds: int) -> None:
+    """One round against one server, into ``result``: each concurrency keeps the faster of
+    this round and the ones before."""
+    before = os.getloadavg()[0]
+    loads, rss = measure_server(kind, work, seconds)
+    result.load_avg.setdefault(kind.name, []).append((before, os.getloadavg()[0]))
+    result.rss_mib[kind.name] = max(rss, result.rss_mib.get(kind.name, 0.0))
+    kept = result.loads.setdefault(kind.name, loads)
+    for connections, load in loads.items():
+        if load.rps > kept[connections].rps:
+            kept[connections] = load
 
 
 def measure_server(
@@ -108,25 +124,36 @@ def startup(seal: Path, port: int, work: Path, cold: bool) -> dict[str, float]:
     return steps
 
 
-def memory(kind: servers.ServerKind, work: Path) -> float:
-    """Resident MiB of a server once ready and after a second of requests."""
+def memory(kind: servers.ServerKind, work: Path) -> tuple[float, bool]:
+    """Resident MiB of a server once ready and after a second of requests; and whether it
+    has imported torch."""
     server = Server(kind.command, kind.port, work / f"memory-{kind.port}.log")
     try:
         server.wait_ready(kind.ready_path)
         drive(server, kind.request, 4, 1, work)
-        return server.rss_mib()
+        return server.rss_mib(), server.maps_torch()
     finally:
         server.stop()
 
 
+@dataclass(frozen=True)
+class Profile:
+    top: list[tuple[float, str]]
+    """The functions that take the most samples (own time), with their share."""
+    threads: dict[str, float]
+    """Share of the samples by thread."""
+    packages: list[tuple[float, str]]
+    """Share of the samples by the package of the innermost Python frame."""
+
+
 def profile(
     model: BenchModel, port: int, work: Path, results: Path, seconds: int
-) -> dict[int, list[tuple[float, str]]]:
+) -> dict[int, Profile]:
     """py-spy on the /predict request path at c=64 and c=1: a flame graph per load in
-    ``results`` and the functions that take the most samples (own time)."""
+    ``results`` and where the samples fall (py-spy leaves idle threads out)."""
     kind = servers.modelseal(model, port, "/predict")
     server = Server(kind.command, kind.port, work / "profile.log")
-    tops: dict[int, list[tuple[float, str]]] = {}
+    tops: dict[int, Profile] = {}
     try:
         server.wait_ready(kind.ready_path)
         for connections in (64, 1):
@@ -137,7 +164,7 @@ def profile(
             drive(server, kind.request, connections, seconds + 2, work)
             for spy in spies:
                 spy.wait(60)
-            tops[connections] = _top(raw)
+            tops[connections] = _summary(raw)
     finally:
         server.stop()
     return tops
@@ -152,10 +179,20 @@ def _py_spy(pid: int, seconds: int, output: Path, form: str) -> subprocess.Popen
     )  # fmt: skip
 
 
-def _top(raw: Path, count: int = 18) -> list[tuple[float, str]]:
+def _summary(raw: Path, count: int = 18) -> Profile:
     own: collections.Counter[str] = collections.Counter()
+    threads: collections.Counter[str] = collections.Counter()
+    packages: collections.Counter[str] = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
-        own[stack.split(";")[-1]] += int(samples)
+        leaf = stack.split(";")[-1]
+        own[leaf] += int(samples)
+        predict = "PredictThread._serve" in stack
+        threads["predict thread" if predict else "event loop thread"] += int(samples)
+        packages[leaf.rpartition("(")[2].split("/")[0].split(":")[0] or "?"] += int(samples)
     total = sum(own.values()) or 1
-    return [(100 * n / total, frame) for frame, n in own.most_common(count)]
+    return Profile(
+        [(100 * n / total, frame) for frame, n in own.most_common(count)],
+        {name: 100 * n / total for name, n in threads.most_common()},
+        [(100 * n / total, name) for name, n in packages.most_common()],
+    )
