@@ -227,6 +227,9 @@ def _cached(cache: SealCache, digest: str, where: str) -> Seal | None:
 def _log_fetched(
     where: str, manifest: SealManifest, count: int, seconds: float, retrier: Retrier
 ) -> None:
+    # A fetcher that cannot report its progress (MLflow's artifact download) counted nothing:
+    # every file the manifest lists was checked, so that is what arrived.
+    count = count or sum(entry.size for entry in manifest.files.values())
     rate = count / seconds if seconds > 0 else 0.0
     log.info(
         "%s: fetched and checked %d bytes in %.1f s (%.1f MB/s, %d retries)",
