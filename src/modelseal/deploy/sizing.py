@@ -65,8 +65,17 @@ class Sizing:
 
 
 def measure_startup(seal: Seal) -> StartupMeasurement:
-    """Time ``modelseal verify`` of ``seal`` in a new process and read its peak memory."""
-    command = [sys.executable, "-m", "modelseal", "verify", "--json", str(seal.root)]
+    """Time ``modelseal verify`` of ``seal`` in a new process and read its peak memory.
+
+    The digest is pinned, as the generated Dockerfile and manifests pin it
+    (``MODELSEAL_EXPECT_DIGEST``): what vouches for the seal in the container vouches for it
+    here, so a pickled model that will load there is loaded and timed here too.
+    """
+    pin = f"sha256:{seal.digest}"
+    command = [
+        sys.executable, "-m", "modelseal", "verify", "--json", "--expect-digest", pin,
+        str(seal.root),
+    ]  # fmt: skip
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err)
@@ -76,6 +85,13 @@ def measure_startup(seal: Seal) -> StartupMeasurement:
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     report = _parse_report(stdout, stderr, status, seal)
+    refusal = report.get("error")
+    if isinstance(refusal, dict):
+        raise UsageError(
+            f"cannot measure the start-up of {seal.name}: modelseal verify refused it "
+            f"({refusal.get('message', 'no detail')}); the server in the container would too. "
+            "Fix that, or pass --startup-seconds (and --memory for k8s) yourself"
+        )
     verdict = str(report.get("verdict"))
     if verdict not in MEASURABLE_VERDICTS:
         failure = report.get("failure") or {}
