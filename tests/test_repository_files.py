@@ -34,3 +34,20 @@ def test_no_tracked_file_holds_a_merge_conflict_marker() -> None:
         if path.is_file() and CONFLICT_MARKER.search(path.read_text(errors="replace"))
     ]
     assert marked == []
+
+
+def test_the_readme_command_list_names_every_command_exactly_once() -> None:
+    import typer.main
+
+    from modelseal.cli import app
+
+    readme = (REPOSITORY_ROOT / "README.md").read_text()
+    block = readme.split("## The command line", 1)[1].split("```", 2)[1]
+    listed = re.findall(r"^modelseal ([a-z][a-z0-9-]*)", block, re.MULTILINE)
+    commands = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    assert len(commands) >= 17, commands
+    # verify has two forms (a seal here, or a running server by --url); the rest one line each.
+    assert sorted(set(listed)) == commands
+    assert {name: listed.count(name) for name in commands if listed.count(name) > 1} == {
+        "verify": 2
+    }

@@ -44,6 +44,8 @@ class Weights(str, Enum):
 
 
 SOURCE_SCHEMES = {Weights.S3: "s3://", Weights.REGISTRY: "models:/"}
+SOURCE_EXTRAS = {Weights.S3: "s3", Weights.REGISTRY: "mlflow"}
+"""What the server needs to fetch the seal: boto3 for s3://, MLflow's client for models:/."""
 CREDENTIAL_VARIABLES = {
     Weights.S3: (
         "AWS_ACCESS_KEY_ID",
@@ -124,7 +126,9 @@ def plan_image(
     python_image = f"python:{environment.python.version}-slim-bookworm"
     cuda = cuda_build(environment, lock) if gpu and base_image is None else None
     base = _checked_image(base_image) if base_image else (cuda.image if cuda else python_image)
-    extras = (SERVING_EXTRA, *_runtime_extra(seal.runtime))
+    extras = tuple(
+        dict.fromkeys((SERVING_EXTRA, *_runtime_extra(seal.runtime), *_source_extra(weights)))
+    )
     return ImagePlan(
         seal_name=seal.name,
         seal_version=seal.version,
@@ -185,6 +189,11 @@ def _missing_requirements(extras: Sequence[str], closure: dict[str, str]) -> lis
         if wanted and canonicalize_name(requirement.name) not in closure:
             missing.append(requirement.name)
     return missing
+
+
+def _source_extra(weights: Weights) -> tuple[str, ...]:
+    extra = SOURCE_EXTRAS.get(weights)
+    return (extra,) if extra else ()
 
 
 def _parse_pins(lines: Sequence[str]) -> dict[str, str]:

@@ -14,7 +14,13 @@ import copy
 from typing import Any
 
 from modelseal.deploy.container import KSERVE_MODEL_DIR
-from modelseal.deploy.kubernetes import Manifest, Workload, kustomization, metadata
+from modelseal.deploy.kubernetes import (
+    Manifest,
+    Workload,
+    kustomization,
+    metadata,
+    trusted_keys_configmap,
+)
 
 KSERVE_CONTAINER = "kserve-container"
 MODEL_FORMAT = "modelseal"
@@ -36,6 +42,9 @@ def render_kserve(work: Workload) -> dict[str, Manifest]:
     source = work.options.source
     if source is not None and source.startswith(STORAGE_SCHEMES):
         files["inferenceservice-storage.yaml"] = storage_inference_service(work, source)
+    if work.trusted_keys:
+        # Its pods mount the keys too, and kustomize loads no file outside its own folder.
+        files["trusted-keys.yaml"] = trusted_keys_configmap(work)
     files["kustomization.yaml"] = kustomization(list(files), work.options.namespace)
     return files
 

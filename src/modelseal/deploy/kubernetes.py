@@ -28,6 +28,7 @@ from modelseal.deploy.container import (
 from modelseal.deploy.sizing import MIB, Sizing, quantity
 from modelseal.errors import UsageError
 from modelseal.seal.artifact import Seal
+from modelseal.seal.signatures import load_trusted_keys
 
 API_VERSION = "kustomize.config.k8s.io/v1beta1"
 ANNOTATION_PREFIX = "modelseal.dev"
@@ -46,6 +47,7 @@ URI_SCHEMES = ("s3://", "models:/", "https://", "http://")
 DNS_LABEL = re.compile(r"[^a-z0-9-]+")
 LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
 CONFIGMAP_KEY = re.compile(r"[^A-Za-z0-9._-]+")
+TRUSTED_KEY_SUFFIX = ".pem"
 
 Manifest = dict[str, Any]
 
@@ -182,27 +184,22 @@ def label_value(text: str) -> str:
 
 
 def read_trusted_keys(paths: tuple[Path, ...]) -> dict[str, str]:
-    """ConfigMap key -> PEM text of each public key; private keys are refused."""
+    """ConfigMap key -> PEM text of each public key, read as the server reads them (a folder
+    gives its ``*.pem`` files; each key checked as a P-256 or Ed25519 public key); private
+    keys are refused. The server reads only visible ``*.pem`` files from the mounted folder,
+    so every ConfigMap key is named that way (``ci.pub`` becomes ``ci.pub.pem``)."""
     keys: dict[str, str] = {}
+    fingerprints: set[str] = set()
     for path in paths:
-        try:
-            text = path.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--trusted-key {path}: cannot read it as a PEM file ({exc})") from exc
-        if "PRIVATE KEY" in text:
-            raise UsageError(
-                f"--trusted-key {path} is a private key; give the public key "
-                "(openssl pkey -in KEY.pem -pubout -out PUB.pem); a private key must never "
-                "reach a cluster"
-            )
-        if "-----BEGIN PUBLIC KEY-----" not in text:
-            raise UsageError(
-                f"--trusted-key {path}: expected a PEM public key (-----BEGIN PUBLIC KEY-----)"
-            )
-        key = CONFIGMAP_KEY.sub("-", path.name) or "key.pem"
-        while key in keys:
-            key = f"{len(keys)}-{key}"
-        keys[key] = text if text.endswith("\n") else text + "\n"
+        if not path.is_dir():
+            _check_public_pem(path)
+        for trusted in load_trusted_keys([path]):
+            if trusted.fingerprint in fingerprints:
+                continue
+            fingerprints.add(trusted.fingerprint)
+            file = Path(trusted.source)
+            text = file.read_text(encoding="ascii")
+            keys[_configmap_key(file.name, keys)] = text if text.endswith("\n") else text + "\n"
     return keys
 
 
@@ -434,3 +431,30 @@ def _gpu_tolerations() -> Manifest:
 def _cpu_quantity(cores: float) -> str:
     millicores = math.ceil(cores * 1000)
     return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
+
+
+def _check_public_pem(path: Path) -> None:
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--trusted-key {path}: cannot read it as a PEM file ({exc})") from exc
+    if "PRIVATE KEY" in text:
+        raise UsageError(
+            f"--trusted-key {path} is a private key; give the public key "
+            "(openssl pkey -in KEY.pem -pubout -out PUB.pem); a private key must never "
+            "reach a cluster"
+        )
+    if "-----BEGIN PUBLIC KEY-----" not in text:
+        raise UsageError(
+            f"--trusted-key {path}: expected a PEM public key (-----BEGIN PUBLIC KEY-----)"
+        )
+
+
+def _configmap_key(file_name: str, taken: dict[str, str]) -> str:
+    """A ConfigMap key the server reads from the mount: not hidden, ending in ``.pem``."""
+    key = CONFIGMAP_KEY.sub("-", file_name).lstrip(".") or "key"
+    if not key.endswith(TRUSTED_KEY_SUFFIX):
+        key += TRUSTED_KEY_SUFFIX
+    while key in taken:
+        key = f"{len(taken)}-{key}"
+    return key

@@ -67,11 +67,15 @@ class Sizing:
 def measure_startup(seal: Seal) -> StartupMeasurement:
     """Time ``modelseal verify`` of ``seal`` in a new process and read its peak memory.
 
-    The seal's digest is pinned, as the generated image and manifests pin it, so a seal that
-    unpickles is measured the way it will be served."""
+    The digest is pinned, as the generated Dockerfile and manifests pin it
+    (``MODELSEAL_EXPECT_DIGEST``): what vouches for the seal in the container vouches for it
+    here, so a pickled model that will load there is loaded and timed here too.
+    """
     pin = f"sha256:{seal.digest}"
-    verify = ["verify", "--json", "--expect-digest", pin, str(seal.root)]
-    command = [sys.executable, "-m", "modelseal", *verify]
+    command = [
+        sys.executable, "-m", "modelseal", "verify", "--json", "--expect-digest", pin,
+        str(seal.root),
+    ]  # fmt: skip
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err)
@@ -81,9 +85,16 @@ def measure_startup(seal: Seal) -> StartupMeasurement:
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     report = _parse_report(stdout, stderr, status, seal)
+    refusal = report.get("error")
+    if isinstance(refusal, dict):
+        raise UsageError(
+            f"cannot measure the start-up of {seal.name}: modelseal verify refused it "
+            f"({refusal.get('message', 'no detail')}); the server in the container would too. "
+            "Fix that, or pass --startup-seconds (and --memory for k8s) yourself"
+        )
     verdict = str(report.get("verdict"))
     if verdict not in MEASURABLE_VERDICTS:
-        failure = report.get("failure") or report.get("error") or {}
+        failure = report.get("failure") or {}
         raise UsageError(
             f"cannot measure the start-up of {seal.name} here: its model does not run in "
             f"this environment ({verdict}: {failure.get('message', 'no detail')}); install "
