@@ -4,6 +4,7 @@ environment (with a recognisable secret key that must never be printed), and sea
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,8 @@ import pytest
 from modelseal import pack
 from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.sources.s3 import s3_client
-from tests.sources.servers import MotoServer, moto_server
+from tests.serving.server import RunningServer
+from tests.sources.servers import FaultyProxy, MotoServer, moto_server
 
 SECRET_KEY = "ms-test-secret-7Qx9Zr2WkP"
 MLP_FUNCTION = Path(__file__).parents[1] / "fixtures" / "mlp_function.py"
@@ -90,3 +92,21 @@ def marker_seal_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         output=tmp_path_factory.mktemp("marker") / "marker-1.seal",
     )  # fmt: skip
     return seal.root
+
+
+@pytest.fixture
+def servers() -> Iterator[list[RunningServer]]:
+    """Servers a test starts; killed by PID when it ends."""
+    started: list[RunningServer] = []
+    yield started
+    for server in started:
+        server.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def proxies() -> Iterator[list[FaultyProxy]]:
+    """Fault-injecting proxies a test starts; stopped when it ends."""
+    started: list[FaultyProxy] = []
+    yield started
+    for proxy in started:
+        proxy.stop()

@@ -5,7 +5,6 @@ answers error statuses."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,14 +26,6 @@ def _through(moto: MotoServer, faults: Faults, monkeypatch: pytest.MonkeyPatch) 
     proxy = FaultyProxy((upstream.hostname or "", upstream.port or 0), faults).start()
     monkeypatch.setenv("MODELSEAL_S3_ENDPOINT", proxy.url)
     return proxy
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[FaultyProxy]]:
-    started: list[FaultyProxy] = []
-    yield started
-    for proxy in started:
-        proxy.stop()
 
 
 def test_resets_and_a_body_cut_short_are_retried_and_logged(

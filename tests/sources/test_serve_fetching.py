@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,22 +36,6 @@ pytestmark = pytest.mark.slow
 CHUNK = 256 << 10
 WEIGHTS = "model/weights.npz"
 WAIT_S = 120.0
-
-
-@pytest.fixture
-def servers() -> Iterator[list[RunningServer]]:
-    started: list[RunningServer] = []
-    yield started
-    for server in started:
-        server.stop(signal.SIGKILL)
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[FaultyProxy]]:
-    started: list[FaultyProxy] = []
-    yield started
-    for proxy in started:
-        proxy.stop()
 
 
 def _held_download(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,22 +26,6 @@ from tests.sources.servers import Faults, FaultyProxy, MotoServer
 
 pytestmark = pytest.mark.slow
 CHUNK = 256 << 10
-
-
-@pytest.fixture
-def servers() -> Iterator[list[RunningServer]]:
-    started: list[RunningServer] = []
-    yield started
-    for server in started:
-        server.stop(signal.SIGKILL)
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[FaultyProxy]]:
-    started: list[FaultyProxy] = []
-    yield started
-    for proxy in started:
-        proxy.stop()
 
 
 def _proxy(moto: MotoServer, faults: Faults, proxies: list[FaultyProxy]) -> FaultyProxy:
