@@ -336,6 +336,14 @@ def serve(
         int, typer.Option(envvar="MODELSEAL_MAX_QUEUE", help="Requests waiting before 503.")
     ] = 512,
     max_body_bytes: Annotated[int, typer.Option(envvar="MODELSEAL_MAX_BODY_BYTES")] = 16 << 20,
+    inline_below_ms: Annotated[
+        float,
+        typer.Option(
+            envvar="MODELSEAL_INLINE_BELOW_MS",
+            help="Run a batch expected to take less than this on the event loop, not the "
+            "inference thread (ONNX, scikit-learn, torch on CPU; 0: never).",
+        ),
+    ] = 2.0,
     nan_policy: Annotated[
         NanPolicy, typer.Option(envvar="MODELSEAL_NAN_POLICY", help="Reject or allow NaN/Inf.")
     ] = "reject",
@@ -409,6 +417,7 @@ def serve(
         max_batch_delay_ms=max_batch_delay_ms,
         max_queue=max_queue,
         max_body_bytes=max_body_bytes,
+        inline_below_ms=inline_below_ms,
         nan_policy=nan_policy,
         probe_interval_s=probe_interval,
         stall_seconds=stall_seconds,

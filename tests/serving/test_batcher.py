@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 import pytest
 
-from modelseal.errors import NotAcceptingError, OverloadedError, RuntimeLoadError
-from modelseal.serving.batcher import AdaptiveBatcher
+from modelseal.errors import NotAcceptingError, OverloadedError, RuntimeLoadError, UsageError
+from modelseal.serving.batcher import AdaptiveBatcher, RowCost
 from modelseal.types import NamedArrays
 
 WEIGHTS = np.random.default_rng(0).standard_normal((8, 3))
@@ -453,3 +453,82 @@ def test_an_observer_that_raises_does_not_fail_requests() -> None:
         ),
         body,
     )
+
+
+# --- running a batch inline, where the hop costs more than the batch ----------------------
+
+
+class ThreadNames:
+    """A predict that records which thread ran each batch, and takes ``seconds`` to run."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.seconds = seconds
+        self.names: list[str] = []
+
+    def __call__(self, inputs: NamedArrays) -> NamedArrays:
+        self.names.append(threading.current_thread().name)
+        if self.seconds:
+            time.sleep(self.seconds)
+        return linear(inputs)
+
+
+def test_a_cheap_batch_runs_on_the_event_loop_once_one_was_measured() -> None:
+    model = ThreadNames()
+
+    async def body(batcher: AdaptiveBatcher) -> None:
+        for seed in range(3):
+            assert_own_rows(rows(2, seed), await batcher.submit(rows(2, seed)))
+
+    run(
+        lambda: AdaptiveBatcher(
+            model, max_batch_size=8, max_batch_delay_ms=0, max_queue=8, inline_below_ms=1000
+        ),
+        body,
+    )
+    loop_thread = threading.current_thread().name  # asyncio.run runs the loop here
+    # The first batch has no cost measured yet: the inference thread; then inline.
+    assert model.names == ["modelseal-predict", loop_thread, loop_thread]
+
+
+@pytest.mark.parametrize(
+    ("inline_below_ms", "seconds"),
+    [(0.0, 0.0), (5.0, 0.02)],
+    ids=["inline-off", "batches-slower-than-the-limit"],
+)
+def test_batches_stay_in_the_inference_thread(inline_below_ms: float, seconds: float) -> None:
+    model = ThreadNames(seconds)
+
+    async def body(batcher: AdaptiveBatcher) -> None:
+        for seed in range(3):
+            assert_own_rows(rows(1, seed), await batcher.submit(rows(1, seed)))
+
+    run(
+        lambda: AdaptiveBatcher(
+            model,
+            max_batch_size=8,
+            max_batch_delay_ms=0,
+            max_queue=8,
+            inline_below_ms=inline_below_ms,
+        ),
+        body,
+    )
+    assert model.names == ["modelseal-predict"] * 3
+
+
+def test_row_cost_follows_the_batches_and_scales_with_rows() -> None:
+    cost = RowCost(below_s=0.002)
+    assert not cost.inline(1), "nothing runs inline before a batch was measured"
+    cost.observe(rows=4, seconds=0.0004)  # 100 µs a row
+    assert cost.inline(19) and not cost.inline(20)
+    cost.observe(rows=1, seconds=0.0101)  # a slow batch moves the average by a tenth
+    assert cost.per_row_s == pytest.approx(0.0001 + 0.1 * (0.0101 - 0.0001))
+    assert not cost.inline(2)
+    never = RowCost(below_s=0.0)
+    never.observe(rows=1, seconds=1e-9)
+    assert not never.inline(1)
+
+
+def test_a_negative_inline_limit_is_refused() -> None:
+    with pytest.raises(UsageError, match="inline_below_ms 0 or more.*-1"):
+        AdaptiveBatcher(linear, max_batch_size=8, max_batch_delay_ms=0, max_queue=8,
+                        inline_below_ms=-1)  # fmt: skip

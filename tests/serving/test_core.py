@@ -4,6 +4,7 @@ admission, and the metrics of its verdict."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -169,3 +170,43 @@ def test_admission_refuses_before_any_work_when_full_or_not_ready(
         await server.finish_drain()
 
     asyncio.run(scenario())
+
+
+def test_only_native_runtimes_may_run_a_batch_on_the_event_loop(
+    flaky_seal: tuple[Path, Path], demo_seal_path: Path
+) -> None:
+    """The numpy runtime runs the user's Python, which may block (the flaky model waits on a
+    file): its batches always run in the inference thread, so liveness can name a wedged one.
+    scikit-learn runs its own native code: short batches may run inline."""
+
+    async def scenario() -> tuple[float, float]:
+        limits = []
+        for seal_dir in (flaky_seal[0], demo_seal_path):
+            server = await started(seal_dir, inline_below_ms=3.5)
+            assert server.health.state is State.READY, server.health.reason
+            assert server.batcher is not None
+            limits.append(server.batcher.inline_below_s)
+            await server.finish_drain()
+        return limits[0], limits[1]
+
+    numpy_limit, sklearn_limit = asyncio.run(scenario())
+    assert numpy_limit == 0.0
+    assert sklearn_limit == pytest.approx(0.0035)
+
+
+def test_a_ready_server_has_moved_its_start_up_heap_out_of_the_collectors_sight(
+    flaky_seal: tuple[Path, Path],
+) -> None:
+    async def scenario() -> int:
+        server = await started(flaky_seal[0])
+        assert server.health.state is State.READY, server.health.reason
+        frozen = gc.get_freeze_count()
+        await server.finish_drain()
+        return frozen
+
+    gc.unfreeze()
+    try:
+        # The model, its seal and every module imported so far are frozen.
+        assert asyncio.run(scenario()) > 10_000
+    finally:
+        gc.unfreeze()

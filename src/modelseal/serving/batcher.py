@@ -1,12 +1,15 @@
-"""Adaptive batching: requests that are already waiting run as one batch, off the event loop.
+"""Adaptive batching: requests that are already waiting run as one batch.
 
 One worker task takes the oldest waiting request and every compatible request already
 waiting behind it, up to ``max_batch_size`` rows, concatenates them on axis 0, runs the
 model once in a dedicated thread and hands each request its own rows of the outputs. A lone
 request runs at once: it pays no batch window unless ``max_batch_delay_ms`` asks for one.
 Under load, requests pile up while a batch runs, so batches grow exactly when batching pays.
-The model never runs on the event loop, even for a batch that would take microseconds: a
-batch that hangs must leave liveness (and the drain) answering.
+A batch runs in a dedicated inference thread, so that one that hangs leaves liveness (and
+the drain) answering, except where handing it over costs more than running it: with
+``inline_below_ms`` above zero (the server sets it only for runtimes that run native code
+on the CPU), a batch whose rows the model's recent batches say take less than that runs on
+the event loop itself, saving the thread hop, two wake-ups and the GIL hand-off each way.
 
 The queue is bounded (``max_queue`` requests): beyond it ``submit`` raises
 :class:`OverloadedError` at once, so memory stays bounded and clients are told to retry.
@@ -22,13 +25,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from modelseal.errors import NotAcceptingError, OverloadedError, UsageError
 from modelseal.serving.batches import BatchKey, PredictFn, describe, predict_batch
 from modelseal.serving.offload import PredictThread
 from modelseal.types import NamedArrays
 
+T = TypeVar("T")
 BatchObserver = Callable[[int, float], None]
 """Called as ``on_batch(batch_rows, seconds_waited_by_oldest)`` before each batch runs."""
 
@@ -38,7 +42,8 @@ _log = logging.getLogger(__name__)
 class AdaptiveBatcher:
     """Batches concurrent ``submit`` calls into single ``predict`` calls.
 
-    ``predict`` is always called from one dedicated thread, never from the event loop.
+    ``predict`` is called from one dedicated thread, or on the event loop for a batch
+    estimated to take less than ``inline_below_ms`` (0, the default, never does).
     Requests are batched only with requests whose inputs have the same names, dtypes and
     shapes apart from axis 0; others wait for a later batch, in order. A request of more
     than ``max_batch_size`` rows runs alone, whole: it is never split. When
@@ -58,11 +63,13 @@ class AdaptiveBatcher:
         max_batch_delay_ms: float,
         max_queue: int,
         on_batch: BatchObserver | None = None,
+        inline_below_ms: float = 0.0,
     ) -> None:
-        if max_batch_size < 1 or max_queue < 1 or max_batch_delay_ms < 0:
+        if max_batch_size < 1 or max_queue < 1 or max_batch_delay_ms < 0 or inline_below_ms < 0:
             raise UsageError(
-                "max_batch_size and max_queue must be at least 1 and max_batch_delay_ms 0 or "
-                f"more; got {max_batch_size}, {max_queue} and {max_batch_delay_ms}"
+                "max_batch_size and max_queue must be at least 1, max_batch_delay_ms and "
+                f"inline_below_ms 0 or more; got {max_batch_size}, {max_queue}, "
+                f"{max_batch_delay_ms} and {inline_below_ms}"
             )
         self._predict = predict
         self.max_batch_size = max_batch_size
@@ -76,8 +83,14 @@ class AdaptiveBatcher:
         self._accepting = False
         self._refusal = "the batcher has not been started"
         self._thread = PredictThread("modelseal-predict")
+        self._cost = RowCost(inline_below_ms / 1000.0)
         self.busy_since: float | None = None
         """Monotonic time the running batch started; None when no batch runs."""
+
+    @property
+    def inline_below_s(self) -> float:
+        """Batches estimated to take less than this run on the event loop (0: none do)."""
+        return self._cost.below_s
 
     @property
     def queue_depth(self) -> int:
@@ -212,9 +225,14 @@ class AdaptiveBatcher:
         self._observe(rows, self.busy_since - live[0].enqueued_at)
         self._running = live
         parts = [request.inputs for request in live]
+        work = partial(_timed, predict_batch, self._predict, parts)
         outcomes: list[NamedArrays] | list[Exception]
         try:
-            outcomes = await self._thread.run(partial(predict_batch, self._predict, parts))
+            if self._cost.inline(rows):
+                outcomes, seconds = work()
+            else:
+                outcomes, seconds = await self._thread.run(work)
+            self._cost.observe(rows, seconds)
         except Exception as exc:
             outcomes = [exc] * len(live)
         finally:
@@ -267,6 +285,34 @@ class AdaptiveBatcher:
             self._refusal = "the batcher stopped"
 
 
+class RowCost:
+    """What a row costs the model, from its recent batches, and whether a batch of ``rows`` is
+    cheap enough to run inline (estimated under ``below_s``; never when ``below_s`` is 0).
+
+    The estimate is a moving average of seconds per row over every batch, so that it follows
+    the machine's load; small batches cost more per row than big ones, which makes it err
+    towards the thread. Nothing runs inline before a batch has been measured in the thread.
+    """
+
+    __slots__ = ("below_s", "per_row_s")
+    WEIGHT = 0.1
+    """How much the latest batch moves the average."""
+
+    def __init__(self, below_s: float) -> None:
+        self.below_s = below_s
+        self.per_row_s: float | None = None
+
+    def inline(self, rows: int) -> bool:
+        return self.per_row_s is not None and self.per_row_s * rows < self.below_s
+
+    def observe(self, rows: int, seconds: float) -> None:
+        per_row = seconds / rows
+        previous = self.per_row_s
+        if previous is not None:
+            per_row = previous + self.WEIGHT * (per_row - previous)
+        self.per_row_s = per_row
+
+
 @dataclass(eq=False)
 class _Request:
     inputs: NamedArrays
@@ -274,6 +320,14 @@ class _Request:
     key: BatchKey
     future: asyncio.Future[NamedArrays]
     enqueued_at: float = field(default_factory=time.monotonic)
+
+
+def _timed(action: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """``action(*args)`` and the seconds it took, measured in the thread that ran it (the hop
+    to and from the inference thread is not the model's cost)."""
+    started = time.perf_counter()
+    result = action(*args)
+    return result, time.perf_counter() - started
 
 
 def _resolve(future: asyncio.Future[Any], outcome: object) -> None:

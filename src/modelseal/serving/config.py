@@ -34,6 +34,10 @@ class ServeConfig:
     max_batch_delay_ms: float = 0.0
     """0: batch only the requests already waiting; never hold a lone request back."""
     max_queue: int = 512
+    inline_below_ms: float = 2.0
+    """A batch the model's recent batches say takes less than this runs on the event loop
+    instead of the inference thread (cheaper than the hop); 0: always in the thread. Only
+    for runtimes that run native code on the CPU (``core.INLINE_RUNTIMES``)."""
     max_body_bytes: int = 16 * 1024 * 1024
     nan_policy: NanPolicy = "reject"
     probe_interval_s: float = 5.0
@@ -72,6 +76,7 @@ class ServeConfig:
                 raise UsageError(f"{name} must be above 0, got {value}")
         non_negative = {
             "max_batch_delay_ms": self.max_batch_delay_ms,
+            "inline_below_ms": self.inline_below_ms,
             "drain_seconds": self.drain_seconds,
             "require_gpu": self.require_gpu,
             "warmup_rounds": self.warmup_rounds,
