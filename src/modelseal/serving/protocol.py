@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import orjson
 from starlette.types import Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from modelseal.errors import OverloadedError
 from modelseal.serving.logs import get_logger
@@ -60,6 +60,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._cool_down: asyncio.TimerHandle | None = None
         self._request_begun = False
         """Bytes of a request have come whose headers are not complete yet."""
+        self._body_pending = False
+        """A request's headers have come and the end of its body has not."""
+        self._timer_part = ""
+        """What the read timer waits for: headers or body ("" when none runs)."""
         self._requests = 0
         self._over_capacity = False
 
@@ -78,22 +82,33 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     # --- parser callbacks -------------------------------------------------------------------
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Timers are armed for what is still missing once the bytes that came are parsed: a
+        # request that arrives whole (the usual case) costs no timer at all.
+        if self._body_pending:
+            if self._timer_part != "body":
+                self._expect("body", self.limits.body_timeout_s)
+        elif self._request_begun and self._read_timer is None:
+            self._expect("headers", self.limits.header_timeout_s)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._request_begun = True
-        if self._read_timer is None:
-            self._expect("headers", self.limits.header_timeout_s)
 
     def on_headers_complete(self) -> None:
         self._stop_timer()
         self._request_begun = False
+        self._body_pending = True
         self._requests += 1
         if not self._refused_at_once():
             super().on_headers_complete()
-        self._expect("body", self.limits.body_timeout_s)
+            if type(self.cycle) is RequestResponseCycle:
+                self.cycle.__class__ = OneWriteCycle
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._body_pending = False
         self._stop_timer()
         if isinstance(self.cycle, _Answered):
             self.on_response_complete()  # the body is read: the connection may go idle
@@ -133,14 +148,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _expect(self, part: str, seconds: float) -> None:
         self._stop_timer()
         self._read_timer = self.loop.call_later(seconds, self._timed_out, part, seconds)
+        self._timer_part = part
 
     def _stop_timer(self) -> None:
         if self._read_timer is not None:
             self._read_timer.cancel()
             self._read_timer = None
+            self._timer_part = ""
 
     def _timed_out(self, part: str, seconds: float) -> None:
         self._read_timer = None
+        self._timer_part = ""
         if self.transport.is_closing():
             return
         cycle = self.cycle if part == "body" else None
@@ -172,6 +190,67 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         )
         response.headers["connection"] = "close"
         await response(scope, receive, send)
+
+
+class OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request cycle, but a response's head waits for its body when that comes
+    whole, and both go out in one write: one ``send(2)`` and one TCP segment per response
+    instead of two, for the server and for the client. Everything else is uvicorn's."""
+
+    held: Any = None
+    """The ``http.response.start`` message not written yet."""
+
+    async def send(self, message: Any) -> None:
+        if self.held is None:
+            if message["type"] == "http.response.start" and not self.response_started:
+                self.held = message
+                return
+            await super().send(message)
+            return
+        if message["type"] == "http.response.start":
+            # Nothing was written: uvicorn's own 500 for an app that failed after starting
+            # its response replaces that response whole.
+            self.held = message
+            return
+        start, self.held = self.held, None
+        if message["type"] != "http.response.body" or message.get("more_body", False):
+            await super().send(start)
+            await super().send(message)
+            return
+        transport = self.transport
+        joined = _JoinedWrites(transport)
+        self.transport = joined  # type: ignore[assignment]
+        try:
+            await super().send(start)
+            await super().send(message)
+        finally:
+            self.transport = transport
+            joined.flush()
+
+
+class _JoinedWrites:
+    """A transport that keeps what is written until ``flush`` (or ``close``) writes it all at
+    once; the rest is the real transport's."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def flush(self) -> None:
+        if self.parts:
+            data = b"".join(self.parts)
+            self.parts = []
+            self.transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
 class _Answered:
