@@ -68,6 +68,10 @@ class Router:
         self._static: dict[tuple[str, str], Route] = {
             (route.method, route.path): route for route in routes if "{" not in route.path
         }
+        self._shaped: dict[tuple[str, int, str], list[tuple[Pattern[str], Route]]] = {}
+        for pattern, route in self._routes:
+            if "{" in route.path:
+                self._shaped.setdefault(_shape(route), []).append((pattern, route))
         self._serving = serving
 
     async def __call__(self, scope: Scope, receive: Receive) -> Response:
@@ -77,6 +81,20 @@ class Router:
             scope[ROUTE_KEY] = route.path
             scope["path_params"] = {}
             return await route.handler(Request(scope, receive), self._serving)
+        # A parameterised route is tried only by the routes of its method, segment count and
+        # last segment (one pattern for an inference request, not the whole table).
+        segments = path.split("/")
+        for last in (segments[-1], "*"):
+            for pattern, route in self._shaped.get((method, len(segments), last), ()):
+                match = pattern.match(path)
+                if match is not None:
+                    scope[ROUTE_KEY] = route.path
+                    scope["path_params"] = match.groupdict()
+                    return await route.handler(Request(scope, receive), self._serving)
+        return await self._fallback(scope, receive, method, path)
+
+    async def _fallback(self, scope: Scope, receive: Receive, method: str, path: str) -> Response:
+        """Every pattern, in order: HEAD on a GET route, 405 for another method, else 404."""
         allowed: list[Route] = []
         for pattern, route in self._routes:
             match = pattern.match(path)
@@ -97,6 +115,14 @@ class Router:
         raise UnknownRouteError(
             f"{method} {path}: this server has no route for this path; see /openapi.json"
         )
+
+
+def _shape(route: Route) -> tuple[str, int, str]:
+    """What a request must share with a parameterised route to match it: the method, the
+    number of path segments and the last one (``*`` where that is a parameter)."""
+    segments = route.path.split("/")
+    last = segments[-1]
+    return route.method, len(segments), "*" if last.startswith("{") else last
 
 
 class FastRefusal:

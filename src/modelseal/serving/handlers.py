@@ -95,7 +95,7 @@ async def model_infer(request: Request, serving: Serving) -> Response:
     model = _named_model(request, serving)
     async with model.admitted():
         body = await read_body(request, model.config.max_body_bytes)
-        header = _header_length(request.headers.get("inference-header-content-length"))
+        header = _header_length(header_value(request, b"inference-header-content-length"))
         decoded = await off_loop(
             len(body), decode_infer_request, body, header, model.seal.signature,
             nan_policy=model.config.nan_policy,
@@ -194,7 +194,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refused with ``RequestTooLargeError`` past ``limit`` bytes (before
     reading it when Content-Length says so). Slow senders are cut off by the connection's
     body timeout (``protocol``), not here."""
-    declared = request.headers.get("content-length")
+    declared = header_value(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLargeError(
             f"the request body is {declared} bytes; this server accepts at most {limit} "
@@ -214,6 +214,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         if not message.get("more_body", False):
             body_read(request.scope)
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def header_value(request: Request, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case), read from the raw headers: cheaper
+    than building Starlette's ``Headers`` for one or two lookups a request."""
+    raw: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for key, value in raw:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def _named_model(request: Request, serving: Serving) -> ModelServer:

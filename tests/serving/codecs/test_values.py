@@ -93,3 +93,15 @@ def test_batch_rows_is_the_one_batch_size_check() -> None:
         batch_rows({"a": np.array(1.0)})
     with raises_input_error("the request has no inputs"):
         batch_rows({})
+
+
+def test_finite_values_whose_sum_overflows_are_accepted_and_a_lone_inf_is_not() -> None:
+    """Values near the dtype's limit are finite, however they add up."""
+    sig = signature(("x", "float32", (-1, 2)))
+    big = 3.0e38  # float32's largest is about 3.4e38: two of them overflow the sum
+    body = json.dumps({"inputs": {"x": [[big, big], [big, 1.0]]}}).encode()
+    inputs, _ = decode_predict_request(body, sig)
+    np.testing.assert_array_equal(inputs["x"], np.array([[big, big], [big, 1.0]], np.float32))
+    # 1e39 is finite in the JSON, but Inf as float32: refused under the NaN/Inf policy.
+    with raises_input_error("inputs['x']: row 1 holds NaN, Inf or null"):
+        decode_predict_request(body.replace(b"1.0]", b"1e39]"), sig)
