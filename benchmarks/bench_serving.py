@@ -213,7 +213,11 @@ def profile(model: BenchModel, work: Path) -> list[str]:
         "code (uvloop's loop and socket I/O, httptools, a queue wake-up, the GIL hand-over "
         "between the two threads, which share CPU 0) counts against the innermost Python "
         "frame: `Runner.run (asyncio/runners.py)` is uvloop's own loop, "
-        "`PredictThread._serve` the predict thread taking its next job.", "",
+        "`PredictThread._serve` the predict thread taking its next job. modelseal serves "
+        "with its defaults: a batch its model's recent batches say takes under "
+        "`--inline-below-ms` (2) runs on the event loop (`_timed` under "
+        "`AdaptiveBatcher._run`), a longer one in the predict thread; `_JoinedWrites.flush` "
+        "is the one socket write of each response.", "",
     ]  # fmt: skip
     for connections, found in sections.profile(model, 8970, work, RESULTS, SECONDS).items():
         threads = ", ".join(f"{name} {share:.0f}%" for name, share in found.threads.items())
