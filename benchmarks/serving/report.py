@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from benchmarks.serving.load import Load
-from benchmarks.serving.sections import CONCURRENCY, Throughput
+from benchmarks.serving.sections import CONCURRENCY, PAIRED, Throughput
 
 NAIVE = "naive (per-request ONNX)"
 NOOP = "no-op Starlette"
@@ -102,6 +103,72 @@ def targets(result: Throughput, noop: dict[int, Load]) -> list[str]:
     lines = [f"Targets, {result.model} (modelseal vs naive at c=64: "
              f"x{ours[64].rps / naive[64].rps:.1f}):", "",
              "| target | met | figure |", "|---|---|---|"]  # fmt: skip
+    lines += [
+        f"| {name} | {'yes' if met else '**no**'} | {figure} |" for name, met, figure in checks
+    ]
+    return [*lines, ""]
+
+
+def paired_table(result: Throughput, rounds: list[dict[str, Load]]) -> list[str]:
+    """Each paired round's c=64 figures and ratios, their medians, and the c=64 targets
+    judged on those medians."""
+    columns = ("/predict / ceiling", "OIP JSON / /predict", "binary / /predict", "p99 / p50")
+    per_round = [
+        {
+            columns[0]: loads["/predict"].rps / result.ceiling_rps(loads["no-op"].rps),
+            columns[1]: loads["OIP v2 JSON"].rps / loads["/predict"].rps,
+            columns[2]: loads["OIP v2 binary"].rps / loads["/predict"].rps,
+            columns[3]: loads["/predict"].p99_ms / loads["/predict"].p50_ms,
+        }
+        for loads in rounds
+    ]
+    lines = [
+        f"### {result.model}: paired c=64 rounds",
+        "",
+        f"{len(rounds)} rounds; in each, the no-op server and modelseal (/predict, OIP v2 JSON, "
+        "OIP v2 binary) are driven one after another, seconds apart, both servers up the whole "
+        "time. Ceiling per round from that round's no-op rate and the in-process "
+        f"{result.best_rows_per_s:,.0f} rows/s.",
+        "",
+        "| round | "
+        + " | ".join(f"{name} req/s" for name in PAIRED)
+        + " | "
+        + " | ".join(columns)
+        + " |",
+        "|---" * (1 + len(PAIRED) + len(columns)) + "|",
+    ]
+    for index, (loads, ratios) in enumerate(zip(rounds, per_round, strict=True), start=1):
+        lines.append(
+            f"| {index} | "
+            + " | ".join(f"{loads[name].rps:,.0f}" for name in PAIRED)
+            + " | "
+            + " | ".join(f"{ratios[column]:.2f}" for column in columns)
+            + " |"
+        )
+    median = {column: statistics.median(r[column] for r in per_round) for column in columns}
+    lines.append(
+        "| **median** | "
+        + " | ".join(
+            f"{statistics.median(loads[name].rps for loads in rounds):,.0f}" for name in PAIRED
+        )
+        + " | "
+        + " | ".join(f"**{median[column]:.2f}**" for column in columns)
+        + " |"
+    )
+    wanted = {"small": 0.6, "heavy": 0.85}.get(result.model, 0.6)
+    checks = [
+        (f"c=64 at least {wanted} of the ceiling", median[columns[0]] >= wanted,
+         f"{median[columns[0]]:.2f}"),
+        ("c=64 OIP v2 JSON within 10% of /predict", median[columns[1]] >= 0.9,
+         f"{median[columns[1]]:.2f}"),
+        ("c=64 p99 at most 3x p50 (/predict)", median[columns[3]] <= 3,
+         f"{median[columns[3]]:.1f}x"),
+    ]  # fmt: skip
+    if result.model == "heavy":
+        checks.append(("c=64 OIP v2 binary at least as fast as /predict",
+                       median[columns[2]] >= 1, f"{median[columns[2]]:.2f}"))  # fmt: skip
+    lines += ["", f"Targets at c=64, {result.model}, on the paired medians:", "",
+              "| target | met | figure |", "|---|---|---|"]  # fmt: skip
     lines += [
         f"| {name} | {'yes' if met else '**no**'} | {figure} |" for name, met, figure in checks
     ]

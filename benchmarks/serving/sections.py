@@ -196,3 +196,38 @@ def _summary(raw: Path, count: int = 18) -> Profile:
         {name: 100 * n / total for name, n in threads.most_common()},
         [(100 * n / total, name) for name, n in packages.most_common()],
     )
+
+
+PAIRED = ("no-op", "/predict", "OIP v2 JSON", "OIP v2 binary")
+
+
+def paired(
+    model: BenchModel, port: int, work: Path, seconds: int, rounds: int
+) -> list[dict[str, Load]]:
+    """c=64 against the no-op server and modelseal's three request kinds, taken in turn
+    ``rounds`` times while both servers stay up (pinned to CPU 0; the one not driven idles):
+    each round's figures sit seconds apart, so their ratios hold while the machine's speed
+    drifts, which figures minutes apart do not."""
+    noop = servers.noop(model, port)
+    ours = servers.modelseal(model, port + 1, "/predict")
+    requests = {
+        "no-op": servers.predict_request(model),
+        "/predict": servers.predict_request(model),
+        "OIP v2 JSON": servers.oip_json_request(model),
+        "OIP v2 binary": servers.oip_binary_request(model),
+    }
+    noop_server = Server(noop.command, noop.port, work / f"paired-{port}.log")
+    ours_server = Server(ours.command, ours.port, work / f"paired-{port + 1}.log")
+    try:
+        noop_server.wait_ready(noop.ready_path)
+        ours_server.wait_ready(ours.ready_path)
+        target = dict.fromkeys(PAIRED, ours_server) | {"no-op": noop_server}
+        for name in PAIRED:
+            drive(target[name], requests[name], 8, 1, work)
+        return [
+            {name: drive(target[name], requests[name], 64, seconds, work) for name in PAIRED}
+            for _ in range(rounds)
+        ]
+    finally:
+        noop_server.stop()
+        ours_server.stop()
