@@ -48,6 +48,18 @@ def pack_command(model_files: Path, destination: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def signal_state(pid: int) -> str:
+    """What a process does with signals (pending, blocked, ignored, caught), for a message."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return f"process {pid} is gone"
+    fields = ("SigQ", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    return f"process {pid}: " + "; ".join(
+        line.replace("\t", " ") for line in status.splitlines() if line.startswith(fields)
+    )
+
+
 def names_in(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir())
 
@@ -166,7 +178,7 @@ def test_a_terminated_pack_cleans_up_after_itself(out: Path, held: HeldPack) -> 
     held.start()
     held.process.terminate()  # SIGTERM, as docker stop or a CI timeout sends it
     held.process.join(EVENT_TIMEOUT_SECONDS)
-    assert held.process.exitcode == 128 + signal.SIGTERM
+    assert held.process.exitcode == 128 + signal.SIGTERM, signal_state(held.process.pid)
     assert names_in(out) == []
 
 
