@@ -6,6 +6,7 @@ The CLI does the printing.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 from rich.console import Group, RenderableType
@@ -16,7 +17,6 @@ from modelseal.environment.diff import DiffRow
 from modelseal.environment.record import EnvironmentRecord, ThreadPool
 from modelseal.environment.risk import Risk
 from modelseal.errors import SealError
-from modelseal.remote import RemoteVerifyReport
 from modelseal.seal.artifact import Seal
 from modelseal.verify import (
     HERE,
@@ -27,6 +27,9 @@ from modelseal.verify import (
     VerifyReport,
     seal_pickle_on_load,
 )
+
+if TYPE_CHECKING:  # urllib and ssl load only for a command that talks to a server
+    from modelseal.remote import RemoteVerifyReport
 
 
 class ErrorDetail(BaseModel):

@@ -4,6 +4,7 @@ SIGTERM in every start-up state."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -45,6 +46,35 @@ def test_a_device_that_is_not_cuda_n_is_a_usage_error_naming_it(
     result = serve_command(demo_seal_path, "--device", device)
     assert result.returncode == 2, result.stderr
     assert f"--device {device!r}" in result.stderr and "cuda:N" in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_another_process_listens_on_is_a_usage_error_before_the_model_loads(
+    demo_seal_path: Path, workers: str
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_modelseal(
+            "serve", str(demo_seal_path), "--port", str(port), "--workers", workers
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: another process is already listening" in (
+        result.stderr
+    )
+    assert "choose another --port" in result.stderr
+    assert "Traceback" not in result.stderr and "terminate called" not in result.stderr
+    # Refused before the lifespan started the model's load.
+    assert "Application startup" not in result.stderr
+
+
+def test_a_host_that_is_not_an_address_of_this_machine_is_a_usage_error(
+    demo_seal_path: Path,
+) -> None:
+    # 192.0.2.0/24 is reserved for documentation: never an address of a test machine.
+    result = serve_command(demo_seal_path, "--host", "192.0.2.1")
+    assert result.returncode == 2, result.stderr
+    assert "cannot listen on 192.0.2.1:" in result.stderr
+    assert "not an address of this machine; check --host" in result.stderr
 
 
 def verdicts(server: RunningServer) -> dict[str, float]:

@@ -44,6 +44,7 @@ from modelseal.serving.config import ServeConfig
 from modelseal.serving.core import ModelServer
 from modelseal.serving.device import DeviceChoice, choose_device
 from modelseal.serving.fetching import SealFetch, is_remote
+from modelseal.serving.listener import bind_listener
 from modelseal.serving.logs import configure_logging, get_logger
 from modelseal.serving.protocol import ConnectionLimits, protocol_with
 from modelseal.serving.repository import ModelRepository, Peers
@@ -142,7 +143,10 @@ def run_server(
 def run_repository(
     models: ModelRepository, config: ServeConfig, listener: socket.socket | None = None
 ) -> None:
-    """Serve ``models`` until SIGTERM or SIGINT has drained them."""
+    """Serve ``models`` until SIGTERM or SIGINT has drained them, on ``listener`` (a worker of
+    several) or else on the configured host and port, bound before anything starts."""
+    if listener is None:
+        listener = bind_listener(config.host, config.port)
     app = create_app(models)
     limits = ConnectionLimits(
         config.header_timeout_s, config.body_timeout_s, config.max_connections, app.refusal
@@ -160,7 +164,7 @@ def run_repository(
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     server = DrainingServer(uvicorn_config, models)
-    server.run(sockets=None if listener is None else [listener])
+    server.run(sockets=[listener])
     if models.fetch_stuck:
         # Exit without joining the download threads still blocked in a read: every request
         # was answered, and the partial download is resumable whatever state it is in.

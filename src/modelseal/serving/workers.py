@@ -40,6 +40,7 @@ from modelseal.errors import SealError
 from modelseal.seal.artifact import Seal
 from modelseal.serving.config import ServeConfig
 from modelseal.serving.device import DeviceChoice
+from modelseal.serving.listener import bind_listener
 from modelseal.serving.logs import get_logger
 
 log = get_logger("workers")
@@ -96,7 +97,7 @@ class WorkerPeers:
 
 def serve_workers(seal: Seal, device: DeviceChoice, config: ServeConfig) -> int:
     """Run ``config.workers`` workers until a signal has drained them; the exit status."""
-    listener = socket.create_server((config.host, config.port), backlog=2048)
+    listener = bind_listener(config.host, config.port)
     board = ReadinessBoard(config.workers)
     supervisor = Supervisor(board, listener, seal, device, config)
     return supervisor.run()

@@ -13,20 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from typing import TYPE_CHECKING, Literal
 
 from modelseal.errors import FetchCancelledError
+
+if TYPE_CHECKING:  # rich's progress bar loads only where one is shown (a server never does)
+    from rich.console import Console
+    from rich.progress import TaskID
 
 log = logging.getLogger("modelseal.sources")
 Phase = Literal["downloading", "done", "failed"]
@@ -213,6 +206,16 @@ class RichProgressBar:
     """A rich progress bar on stderr, shown from the first snapshot to the last."""
 
     def __init__(self, console: Console | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
