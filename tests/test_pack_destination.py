@@ -48,7 +48,7 @@ def pack_command(model_files: Path, destination: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def signal_state(pid: int) -> str:
+def signal_state(pid: int | None) -> str:
     """What a process does with signals (pending, blocked, ignored, caught), for a message."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
