@@ -28,7 +28,7 @@ from modelseal.verify import (
     seal_pickle_on_load,
 )
 
-if TYPE_CHECKING:  # urllib and ssl load only for a command that talks to a server
+if TYPE_CHECKING:  # the HTTP client loads only for `verify --url`, which uses it
     from modelseal.remote import RemoteVerifyReport
 
 
