@@ -21,6 +21,9 @@ START_TIMEOUT_SECONDS = 90.0
 PATIENCE_SECONDS = 60.0
 """How long a test waits for what takes well under a second on an idle machine."""
 T = TypeVar("T")
+NO_DRAIN_WINDOW = {"MODELSEAL_DRAIN_SECONDS": "0"}
+"""Environment of a test server: stopped at once (the window is for load balancers; a test
+of the drain passes ``--drain-seconds``, which wins over this)."""
 
 
 def free_port() -> int:
@@ -104,7 +107,7 @@ def start_server(
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env={**NO_DRAIN_WINDOW, **os.environ, **(env or {})},
         )
     if cpus is not None:
         os.sched_setaffinity(process.pid, cpus)

@@ -28,7 +28,7 @@ def test_a_seal_failing_its_digest_check_exits_at_once_naming_the_file(seal_copy
     result = serve_command(seal_copy)
     assert result.returncode == 2
     assert "golden.npz" in result.stderr
-    assert "Uvicorn running" not in result.stderr
+    assert "listening on" not in result.stderr
 
 
 def test_require_gpu_fails_fast_with_what_to_check(demo_seal_path: Path) -> None:

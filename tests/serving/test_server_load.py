@@ -18,6 +18,8 @@ from tests.serving.server import RunningServer, start_server, wait_until
 
 pytestmark = pytest.mark.slow
 ROW = {"features": [1.0, 2.0, 3.0, 4.0]}
+READINESS_SAMPLES = 20
+"""Readiness probes sent while the queue overflows, each after more refusals."""
 
 
 def rss_mib(pid: int) -> float:
@@ -27,12 +29,16 @@ def rss_mib(pid: int) -> float:
 
 
 class Storm:
-    """Threads that each POST until they have ``successes`` answers of 200, retrying at once
-    after every 503 (the worst a client can do); every response and error is kept."""
+    """Threads that each POST until they have ``successes`` answers of 200 (and, when given,
+    until ``until`` is set), retrying at once after every 503 (the worst a client can do);
+    every response and error is kept."""
 
-    def __init__(self, url: str, threads: int, successes: int) -> None:
+    def __init__(
+        self, url: str, threads: int, successes: int, until: threading.Event | None = None
+    ) -> None:
         self.url = url
         self.successes = successes
+        self.until = until
         self.responses: list[httpx.Response] = []
         self.errors: list[str] = []
         self.lock = threading.Lock()
@@ -58,7 +64,7 @@ class Storm:
     def _run(self) -> None:
         ok = 0
         with httpx.Client(timeout=120) as client:
-            while ok < self.successes:
+            while ok < self.successes or (self.until and not self.until.is_set()):
                 try:
                     response = client.post(self.url + "/predict", json=ROW)
                 except httpx.TransportError as exc:
@@ -120,18 +126,21 @@ def test_a_saturated_queue_never_fails_readiness(slow_seal: Path, tmp_path: Path
         slow_seal, tmp_path, "--max-queue", "2", "--max-batch-size", "1",
         "--probe-interval", "0.1",
     )  # fmt: skip
-    storm = Storm(server.url, threads=20, successes=10)
+    sampled = threading.Event()
+    storm = Storm(server.url, threads=20, successes=1, until=sampled)
     try:
         storm.start()
         wait_until(lambda: storm.statuses()[503] >= 20, "the queue to overflow")
         readiness = []
-        for _ in range(20):
+        for _ in range(READINESS_SAMPLES):
             readiness.append(httpx.get(server.url + "/v2/health/ready", timeout=60).status_code)
             storm.wait_for_more_refusals()
+        sampled.set()
         storm.join()
         assert storm.errors == []
-        assert readiness == [200] * 20
+        assert readiness == [200] * READINESS_SAMPLES
     finally:
+        sampled.set()
         assert server.stop() == 0
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.serving.server import RunningServer, free_port
+from tests.serving.server import NO_DRAIN_WINDOW, RunningServer, free_port
 
 WAIT_S = 120.0
 
@@ -29,7 +29,7 @@ def launch(source: str, log_dir: Path, env: dict[str, str], *args: str) -> Runni
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, **env},
+            env={**NO_DRAIN_WINDOW, **os.environ, **env},
         )  # fmt: skip
     return RunningServer(process, f"http://127.0.0.1:{port}", log)
 

@@ -184,7 +184,7 @@ def test_a_corrupt_remote_seal_fails_the_server_after_it_bound_and_exits_2_namin
     assert f"{WEIGHTS}: sha256 is" in result.stderr.splitlines()[-1]  # the CLI's error line
     records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     messages = [record["message"] for record in records]
-    bound = next(i for i, m in enumerate(messages) if m.startswith("Uvicorn running on"))
+    bound = next(i for i, m in enumerate(messages) if m.startswith("listening on"))
     failed = next(i for i, m in enumerate(messages) if m.startswith("the seal could not be"))
     assert bound < failed, messages
     assert WEIGHTS in messages[failed]

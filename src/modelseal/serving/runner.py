@@ -188,6 +188,11 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
+        for listener in sockets or ():
+            # uvicorn logs where it listens only for a socket it bound itself.
+            host, port = listener.getsockname()[:2]
+            url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+            log.info("listening on %s", url, extra={"host": host, "port": port})
         self._watch = self._loop.create_task(self._exit_if_startup_fails())
 
     async def on_tick(self, counter: int) -> bool:
