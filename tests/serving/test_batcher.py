@@ -151,6 +151,68 @@ def test_a_lone_request_runs_without_waiting_for_a_batch_window() -> None:
     assert recorder.batches == [1] * 5
 
 
+async def submit_after(batcher: AdaptiveBatcher, turns: int, request: NamedArrays) -> NamedArrays:
+    """A request whose bytes are on their way: it reaches the queue ``turns`` loop turns from
+    now (as a request's bytes take a few turns from its socket to the queue)."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    return await batcher.submit(request)
+
+
+@pytest.mark.parametrize(
+    ("earlier_batch", "next_batch"),
+    [(2, 3), (1, 1)],
+    ids=["under-load-they-join-one-batch", "after-a-lone-request-the-first-runs-at-once"],
+)
+def test_a_batch_under_load_waits_for_the_requests_on_their_way(
+    earlier_batch: int, next_batch: int
+) -> None:
+    """Under load (the last batch served several requests) the requests that arrive over the
+    next loop turns join one batch; after a lone request nothing waits for them. (What the
+    later ones meet then depends on how many turns the thread takes: not asserted.)"""
+    recorder = Recorder()
+    earlier = [rows(1, seed) for seed in range(earlier_batch)]
+    arriving = [rows(1, seed) for seed in range(10, 13)]
+
+    async def body(batcher: AdaptiveBatcher) -> None:
+        # Queued in one turn, they run as one batch.
+        for request, outputs in zip(
+            earlier, await asyncio.gather(*(batcher.submit(r) for r in earlier)), strict=True
+        ):
+            assert_own_rows(request, outputs)
+        results = await asyncio.gather(
+            *(submit_after(batcher, 3 * index, r) for index, r in enumerate(arriving))
+        )
+        for request, outputs in zip(arriving, results, strict=True):
+            assert_own_rows(request, outputs)
+
+    run(
+        lambda: AdaptiveBatcher(
+            linear, max_batch_size=64, max_batch_delay_ms=0, max_queue=10, on_batch=recorder
+        ),
+        body,
+    )
+    assert recorder.batches[:2] == [earlier_batch, next_batch]
+
+
+def test_requests_on_their_way_never_grow_a_batch_past_max_batch_size() -> None:
+    recorder = Recorder()
+
+    async def body(batcher: AdaptiveBatcher) -> None:
+        await asyncio.gather(batcher.submit(rows(1, 0)), batcher.submit(rows(1, 1)))
+        arriving = [rows(1, seed) for seed in range(10, 17)]
+        await asyncio.gather(*(submit_after(batcher, i, r) for i, r in enumerate(arriving)))
+
+    run(
+        lambda: AdaptiveBatcher(
+            linear, max_batch_size=3, max_batch_delay_ms=0, max_queue=10, on_batch=recorder
+        ),
+        body,
+    )
+    assert recorder.batches[0] == 2
+    assert sum(recorder.batches) == 9 and max(recorder.batches) == 3
+
+
 def test_a_batch_window_holds_a_lone_request_until_its_batch_fills() -> None:
     recorder = Recorder()
 
