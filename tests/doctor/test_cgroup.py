@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from modelseal.doctor.cgroup import (
+from modelseal.cgroup import (
     parse_mountinfo,
     parse_proc_cgroup,
     parse_size,
     read_cgroup_limits,
+    usable_cpus,
 )
 from modelseal.doctor.limits import shm_size
 from tests.doctor.cgroup_trees import (
@@ -72,6 +73,19 @@ def test_a_v2_container_with_a_cgroup_namespace(tmp_path: Path) -> None:
 def test_v2_max_means_no_limit(tmp_path: Path) -> None:
     limits = read_cgroup_limits(v2_container(tmp_path, memory_max="max", cpu_max="max 100000"))
     assert (limits.memory_limit, limits.cpu_limit) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("50000 100000", 0.5), ("250000 100000", 2.5), ("max 100000", None)],
+    ids=["half-a-cpu", "two-and-a-half-cpus", "no-quota"],
+)
+def test_usable_cpus_are_the_affinity_capped_by_the_quota(
+    tmp_path: Path, cpu_max: str, expected: float | None
+) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    usable = usable_cpus(v2_container(tmp_path, cpu_max=cpu_max))
+    assert usable == (affinity if expected is None else min(affinity, expected))
 
 
 def test_v2_limits_of_the_slice_apply_to_the_service(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelseal import open_seal
-from modelseal.doctor.cgroup import CgroupLimits
+from modelseal.cgroup import CgroupLimits
 from modelseal.doctor.deps import deps_checks
 from modelseal.doctor.load import check_load, load_here
 from modelseal.doctor.report import Status

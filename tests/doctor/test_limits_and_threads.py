@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from modelseal.doctor.cgroup import CgroupLimits, read_cgroup_limits
+from modelseal.cgroup import CgroupLimits, read_cgroup_limits
 from modelseal.doctor.limits import (
     DiskFacts,
     LimitFacts,
@@ -129,7 +129,7 @@ def test_disk_facts_of_a_folder_not_made_yet_come_from_its_parent(tmp_path: Path
 THREADS_SCRIPT = """
 import json, sys
 from pathlib import Path
-from modelseal.doctor.cgroup import available_cpus, read_cgroup_limits
+from modelseal.cgroup import available_cpus, read_cgroup_limits
 from modelseal.doctor.limits import LimitFacts
 from modelseal.doctor.threads import check_threads, live_pools
 import sklearn  # loads numpy's OpenBLAS and the OpenMP runtime, as the demo seal does

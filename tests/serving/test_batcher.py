@@ -160,16 +160,21 @@ async def submit_after(batcher: AdaptiveBatcher, turns: int, request: NamedArray
 
 
 @pytest.mark.parametrize(
-    ("earlier_batch", "next_batch"),
-    [(2, 3), (1, 1)],
-    ids=["under-load-they-join-one-batch", "after-a-lone-request-the-first-runs-at-once"],
+    ("settle", "earlier_batch", "next_batch"),
+    [(True, 2, 3), (True, 1, 1), (False, 2, 1)],
+    ids=[
+        "under-load-they-join-one-batch",
+        "after-a-lone-request-the-first-runs-at-once",
+        "without-settling-the-first-runs-at-once",
+    ],
 )
 def test_a_batch_under_load_waits_for_the_requests_on_their_way(
-    earlier_batch: int, next_batch: int
+    settle: bool, earlier_batch: int, next_batch: int
 ) -> None:
-    """Under load (the last batch served several requests) the requests that arrive over the
-    next loop turns join one batch; after a lone request nothing waits for them. (What the
-    later ones meet then depends on how many turns the thread takes: not asserted.)"""
+    """With ``settle_under_load``, under load (the last batch served several requests) the
+    requests that arrive over the next loop turns join one batch; after a lone request, or
+    without it, the first runs at once. (What the later ones meet then depends on how many
+    turns the thread takes: not asserted.)"""
     recorder = Recorder()
     earlier = [rows(1, seed) for seed in range(earlier_batch)]
     arriving = [rows(1, seed) for seed in range(10, 13)]
@@ -188,7 +193,12 @@ def test_a_batch_under_load_waits_for_the_requests_on_their_way(
 
     run(
         lambda: AdaptiveBatcher(
-            linear, max_batch_size=64, max_batch_delay_ms=0, max_queue=10, on_batch=recorder
+            linear,
+            max_batch_size=64,
+            max_batch_delay_ms=0,
+            max_queue=10,
+            on_batch=recorder,
+            settle_under_load=settle,
         ),
         body,
     )
@@ -205,7 +215,12 @@ def test_requests_on_their_way_never_grow_a_batch_past_max_batch_size() -> None:
 
     run(
         lambda: AdaptiveBatcher(
-            linear, max_batch_size=3, max_batch_delay_ms=0, max_queue=10, on_batch=recorder
+            linear,
+            max_batch_size=3,
+            max_batch_delay_ms=0,
+            max_queue=10,
+            on_batch=recorder,
+            settle_under_load=True,
         ),
         body,
     )

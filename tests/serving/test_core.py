@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from modelseal import open_seal, pack
+from modelseal.cgroup import usable_cpus
 from modelseal.errors import NotAcceptingError, OverloadedError
 from modelseal.runtimes.numpy_function import NumpyFunction
 from modelseal.serving.config import ServeConfig
@@ -192,6 +194,35 @@ def test_only_native_runtimes_may_run_a_batch_on_the_event_loop(
     numpy_limit, sklearn_limit = asyncio.run(scenario())
     assert numpy_limit == 0.0
     assert sklearn_limit == pytest.approx(0.0035)
+
+
+@pytest.mark.skipif(
+    usable_cpus() < 2, reason="needs two usable CPUs to run the server on one and on two"
+)
+def test_batches_settle_under_load_only_where_the_server_has_one_cpu(
+    demo_seal_path: Path,
+) -> None:
+    """On one CPU the loop's turns cost the model nothing; on two they would idle it."""
+    everything = os.sched_getaffinity(0)
+
+    async def settles_on(cpus: set[int]) -> bool:
+        os.sched_setaffinity(0, cpus)
+        try:
+            server = await started(demo_seal_path)
+        finally:
+            os.sched_setaffinity(0, everything)
+        assert server.health.state is State.READY, server.health.reason
+        assert server.batcher is not None
+        settles = server.batcher.settle_under_load
+        await server.finish_drain()
+        return settles
+
+    async def scenario() -> tuple[bool, bool]:
+        return await settles_on({min(everything)}), await settles_on(everything)
+
+    one_cpu, all_cpus = asyncio.run(scenario())
+    assert one_cpu is True
+    assert all_cpus is False
 
 
 def test_a_ready_server_has_moved_its_start_up_heap_out_of_the_collectors_sight(

@@ -13,9 +13,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelseal.doctor.cgroup import (
+from modelseal.cgroup import (
     CgroupLimits,
     available_cpus,
+    capped_by_quota,
     host_memory,
     mount_at,
     parse_mountinfo,
@@ -63,8 +64,7 @@ class LimitFacts:
     @property
     def effective_cpus(self) -> float:
         """What the process can use: its CPUs, capped by the cgroup's CPU quota."""
-        quota = self.cgroup.cpu_limit
-        return float(self.cpus) if quota is None else min(float(self.cpus), quota)
+        return capped_by_quota(self.cpus, self.cgroup.cpu_limit)
 
 
 def gather_limit_facts(

@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelseal.doctor.cgroup import CgroupLimits
+from modelseal.cgroup import CgroupLimits
 from modelseal.doctor.limits import memory_needed
 from modelseal.doctor.report import Check, Status, new_check
 from modelseal.doctor.subject import SealFacts, size_text

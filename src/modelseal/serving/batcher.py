@@ -11,13 +11,15 @@ the drain) answering, except where handing it over costs more than running it: w
 on the CPU), a batch whose rows the model's recent batches say take less than that runs on
 the event loop itself, saving the thread hop, two wake-ups and the GIL hand-off each way.
 
-A batch bound for the thread while the server is under load (the last batch served more
-than one request) first lets the event loop turn a few times, for as long as requests keep
-joining it: the clients that the last batch just answered are sending their next requests,
-and their bytes are already in this process's sockets. Without it, a closed loop of N
-clients settles into two alternating batches of N/2; with it, one batch of N, and a model
-runs fewer, fuller batches (on one core the loop's turns are work that had to be done
-anyway, not idle waiting). A lone request never waits for this.
+With ``settle_under_load`` (the server sets it where the event loop and the model share one
+CPU), a batch bound for the thread while the server is under load (the last batch served
+more than one request) first lets the event loop turn, for as long as requests keep joining
+it: the clients that the last batch just answered are sending their next requests, and
+their bytes are already in this process's sockets. Without it, a closed loop of N clients
+settles into two alternating batches of N/2; with it, one batch of N, and the model runs
+fewer, fuller batches. On one CPU the loop's turns are work that had to be done anyway; on
+several, the model would sit idle during them instead of overlapping the loop, so it is
+off there. A lone request never waits for this.
 
 The queue is bounded (``max_queue`` requests): beyond it ``submit`` raises
 :class:`OverloadedError` at once, so memory stays bounded and clients are told to retry.
@@ -76,6 +78,7 @@ class AdaptiveBatcher:
         max_queue: int,
         on_batch: BatchObserver | None = None,
         inline_below_ms: float = 0.0,
+        settle_under_load: bool = False,
     ) -> None:
         if max_batch_size < 1 or max_queue < 1 or max_batch_delay_ms < 0 or inline_below_ms < 0:
             raise UsageError(
@@ -98,6 +101,7 @@ class AdaptiveBatcher:
         self._cost = RowCost(inline_below_ms / 1000.0)
         self.busy_since: float | None = None
         """Monotonic time the running batch started; None when no batch runs."""
+        self.settle_under_load = settle_under_load
         self._last_batch_requests = 0
 
     @property
@@ -221,7 +225,11 @@ class AdaptiveBatcher:
 
     async def _fill(self, batch: list[_Request]) -> None:
         if self._delay_s <= 0:
-            if self._last_batch_requests > 1 and not self._cost.inline(_rows(batch)):
+            if (
+                self.settle_under_load
+                and self._last_batch_requests > 1
+                and not self._cost.inline(_rows(batch))
+            ):
                 await self._settle(batch)
             return
         deadline = batch[0].enqueued_at + self._delay_s

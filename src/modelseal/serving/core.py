@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
+from modelseal.cgroup import usable_cpus
 from modelseal.errors import (
     DriftError,
     NotAcceptingError,
@@ -174,6 +175,7 @@ class ModelServer:
             max_queue=self.config.max_queue,
             on_batch=self.metrics.observe_batch,
             inline_below_ms=self._inline_below_ms(loaded),
+            settle_under_load=loaded.device == "cpu" and usable_cpus() <= 1,
         )
         self.metrics.track_queue_depth(lambda: self.batcher.queue_depth if self.batcher else 0)
         await self.batcher.start()

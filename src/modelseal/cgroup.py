@@ -158,6 +158,16 @@ def available_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def capped_by_quota(cpus: int, quota: float | None) -> float:
+    """``cpus`` capped by a cgroup CPU quota in CPUs (None: no quota)."""
+    return float(cpus) if quota is None else min(float(cpus), quota)
+
+
+def usable_cpus(root: Path = Path("/")) -> float:
+    """CPUs' worth of time this process can use: its affinity, capped by its cgroup's quota."""
+    return capped_by_quota(available_cpus(), read_cgroup_limits(root).cpu_limit)
+
+
 # --- finding a controller's folder -----------------------------------------------------------
 
 
